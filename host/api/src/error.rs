@@ -1,0 +1,246 @@
+//! The one error type of the HTTP API. Every error response is
+//! `{"error": {"code": "...", "message": "...", "details": [...]}}`: a 4xx says what the
+//! caller got wrong; a 5xx says nothing internal, and the cause is logged.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use courtyard_runtime::{InvokeError, PluginErrorKind};
+use serde::Serialize;
+
+/// An error answered over HTTP.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No community with that id.
+    #[error("no community {0:?}")]
+    CommunityNotFound(String),
+    /// No route for the path.
+    #[error("no route for {0}")]
+    RouteNotFound(String),
+    /// The route exists, the method does not.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// The body could not be read as JSON.
+    #[error(transparent)]
+    Json(#[from] JsonRejection),
+    /// A header the caller sent is invalid.
+    #[error("invalid header {name}: {reason}")]
+    BadHeader {
+        /// The header.
+        name: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Anything the runtime said.
+    #[error(transparent)]
+    Invoke(#[from] InvokeError),
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: ErrorBody<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    code: &'a str,
+    message: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    details: Vec<String>,
+}
+
+impl ApiError {
+    /// The status, the machine-readable code, the message for a person and details.
+    fn parts(&self) -> (StatusCode, &'static str, String, Vec<String>) {
+        use InvokeError as I;
+        match self {
+            Self::CommunityNotFound(c) => (
+                StatusCode::NOT_FOUND,
+                "community_not_found",
+                format!("there is no community {c:?}"),
+                vec![],
+            ),
+            Self::RouteNotFound(p) => (
+                StatusCode::NOT_FOUND,
+                "route_not_found",
+                format!("there is no route {p}; see /openapi.json"),
+                vec![],
+            ),
+            Self::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not accept that method".into(),
+                vec![],
+            ),
+            Self::BadHeader { name, reason } => (
+                StatusCode::BAD_REQUEST,
+                "invalid_header",
+                format!("header {name}: {reason}"),
+                vec![],
+            ),
+            Self::Json(rejection) => json_rejection(rejection),
+            Self::Invoke(e) => match e {
+                I::UnknownPlugin { plugin } => (
+                    StatusCode::NOT_FOUND,
+                    "plugin_not_found",
+                    format!("there is no plugin {plugin:?}"),
+                    vec![],
+                ),
+                I::UnknownOperation { plugin, operation } => (
+                    StatusCode::NOT_FOUND,
+                    "operation_not_found",
+                    format!("plugin {plugin} has no operation {operation:?}"),
+                    vec![],
+                ),
+                I::InvalidInput {
+                    plugin,
+                    operation,
+                    error,
+                } => (
+                    StatusCode::BAD_REQUEST,
+                    "invalid_input",
+                    format!("the input does not match the input schema of {plugin}/{operation}"),
+                    error.problems.clone(),
+                ),
+                I::Plugin {
+                    kind,
+                    message,
+                    plugin,
+                    operation,
+                } => match kind {
+                    PluginErrorKind::InvalidInput => (
+                        StatusCode::BAD_REQUEST,
+                        "invalid_input",
+                        message.clone(),
+                        vec![],
+                    ),
+                    PluginErrorKind::NotFound => {
+                        (StatusCode::NOT_FOUND, "not_found", message.clone(), vec![])
+                    }
+                    PluginErrorKind::Conflict => {
+                        (StatusCode::CONFLICT, "conflict", message.clone(), vec![])
+                    }
+                    PluginErrorKind::Unavailable => (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "unavailable",
+                        message.clone(),
+                        vec![],
+                    ),
+                    PluginErrorKind::Internal => (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "plugin_failed",
+                        format!(
+                            "plugin {plugin} failed in {operation}; the host log has the details"
+                        ),
+                        vec![],
+                    ),
+                },
+                I::Timeout { .. } => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "plugin_timeout",
+                    e.to_string(),
+                    vec![],
+                ),
+                I::MemoryLimit { .. } => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "plugin_memory_limit",
+                    e.to_string(),
+                    vec![],
+                ),
+                I::StackOverflow { .. } => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "plugin_stack_overflow",
+                    e.to_string(),
+                    vec![],
+                ),
+                I::Trap {
+                    plugin, operation, ..
+                }
+                | I::BadOutput {
+                    plugin, operation, ..
+                } => (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "plugin_failed",
+                    format!("plugin {plugin} failed in {operation}; the host log has the details"),
+                    vec![],
+                ),
+                I::Store(_) | I::Internal(_) => (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error; the host log has the details".into(),
+                    vec![],
+                ),
+                // InvokeError is non_exhaustive-safe: anything new is an internal error until mapped.
+                #[allow(unreachable_patterns)]
+                _ => (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error; the host log has the details".into(),
+                    vec![],
+                ),
+            },
+        }
+    }
+}
+
+fn json_rejection(rejection: &JsonRejection) -> (StatusCode, &'static str, String, Vec<String>) {
+    match rejection {
+        JsonRejection::MissingJsonContentType(_) => (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as JSON with `Content-Type: application/json`".into(),
+            vec![],
+        ),
+        JsonRejection::JsonSyntaxError(e) => (
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            e.body_text(),
+            vec![],
+        ),
+        JsonRejection::JsonDataError(e) => (
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            e.body_text(),
+            vec![],
+        ),
+        JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!(
+                "the body is larger than the limit of {} bytes",
+                crate::MAX_BODY_BYTES
+            ),
+            vec![],
+        ),
+        other => (other.status(), "bad_request", other.body_text(), vec![]),
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, message, details) = self.parts();
+        if status.is_server_error() {
+            tracing::error!(code, error = %self, "request failed");
+        } else {
+            tracing::debug!(code, error = %self, "request refused");
+        }
+        let mut response = (
+            status,
+            Json(Body {
+                error: ErrorBody {
+                    code,
+                    message,
+                    details,
+                },
+            }),
+        )
+            .into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE && code == "unavailable" {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}

@@ -1,0 +1,226 @@
+//! `courtyard`: the Courtyard host.
+//!
+//! `courtyard serve` opens (or creates) a data directory, loads the standard plugins
+//! (and any plugin packages in `--plugins`), and serves the HTTP API.
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Parser, Subcommand};
+use courtyard_api::{AppState, router};
+use courtyard_registry::Package;
+use courtyard_runtime::{Compiled, Limits, Runtime, RuntimeConfig};
+use courtyard_store::SledStore;
+use courtyard_tenancy::District;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "courtyard",
+    version,
+    about = "The Courtyard plugin host for residential communities"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the district's HTTP API.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// The data directory: the store and the cache of compiled plugins.
+    #[arg(long, env = "COURTYARD_DATA_DIR", default_value = "./courtyard-data")]
+    data_dir: PathBuf,
+    /// The address to listen on (`127.0.0.1:0` picks a free port).
+    #[arg(long, env = "COURTYARD_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// A district file (TOML); the repository's `district.toml` when not given.
+    #[arg(long, env = "COURTYARD_DISTRICT")]
+    district: Option<PathBuf>,
+    /// A directory of extra plugin packages: one sub-directory per plugin with
+    /// `manifest.json` and `plugin.wasm` (a component).
+    #[arg(long, env = "COURTYARD_PLUGINS")]
+    plugins: Option<PathBuf>,
+    /// CPU deadline of one plugin invocation, in milliseconds.
+    #[arg(long, env = "COURTYARD_TIMEOUT_MS", default_value_t = 1000)]
+    timeout_ms: u64,
+    /// Memory cap of one plugin instance, in MiB.
+    #[arg(long, env = "COURTYARD_MAX_MEMORY_MIB", default_value_t = 64)]
+    max_memory_mib: usize,
+    /// Wasm stack limit of one plugin invocation, in KiB.
+    #[arg(long, env = "COURTYARD_MAX_STACK_KIB", default_value_t = 512)]
+    max_stack_kib: usize,
+    /// Invocations run at once (more wait for a slot).
+    #[arg(long, env = "COURTYARD_MAX_CONCURRENCY", default_value_t = 64)]
+    max_concurrency: u32,
+    /// Log format.
+    #[arg(long, env = "COURTYARD_LOG_FORMAT", value_enum, default_value = "text")]
+    log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,sled=warn,wasmtime=warn,cranelift=warn")
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => {
+            init_tracing(args.log_format);
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?
+                .block_on(serve(args))
+        }
+    }
+}
+
+/// Reads the extra plugin packages of `dir`.
+fn read_packages(dir: &Path) -> Result<Vec<Package>> {
+    let mut packages = Vec::new();
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read the plugin directory {}", dir.display()))?
+        .collect::<Result<_, _>>()?;
+    entries.sort_by_key(std::fs::DirEntry::path);
+    for entry in entries {
+        let path = entry.path();
+        if !path.is_dir() {
+            continue;
+        }
+        let manifest = std::fs::read_to_string(path.join("manifest.json"))
+            .with_context(|| format!("{}: cannot read manifest.json", path.display()))?;
+        let component = std::fs::read(path.join("plugin.wasm"))
+            .with_context(|| format!("{}: cannot read plugin.wasm", path.display()))?;
+        packages.push(
+            Package::new(&manifest, component).with_context(|| format!("{}", path.display()))?,
+        );
+    }
+    Ok(packages)
+}
+
+async fn serve(args: ServeArgs) -> Result<()> {
+    let district = match &args.district {
+        Some(path) => District::parse(
+            &std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?,
+        )?,
+        None => District::reference()?,
+    };
+    std::fs::create_dir_all(&args.data_dir).with_context(|| {
+        format!(
+            "cannot create the data directory {}",
+            args.data_dir.display()
+        )
+    })?;
+    let store = Arc::new(SledStore::open(&args.data_dir.join("store"))?);
+    let limits = Limits {
+        timeout: Duration::from_millis(args.timeout_ms),
+        max_memory_bytes: args.max_memory_mib * 1024 * 1024,
+        max_wasm_stack: args.max_stack_kib * 1024,
+        max_concurrency: args.max_concurrency,
+    };
+    if args.timeout_ms == 0 || args.max_memory_mib == 0 || args.max_concurrency == 0 {
+        bail!("--timeout-ms, --max-memory-mib and --max-concurrency must be above 0");
+    }
+    let config = RuntimeConfig {
+        limits,
+        cache_dir: Some(args.data_dir.join("cache")),
+        ..RuntimeConfig::default()
+    };
+    let runtime = Runtime::new(config, store)?;
+
+    let mut packages = Vec::new();
+    for artifact in courtyard_plugin_artifacts::STANDARD {
+        packages.push(Package::new(
+            artifact.manifest,
+            artifact.component.to_vec(),
+        )?);
+    }
+    if let Some(dir) = &args.plugins {
+        packages.extend(read_packages(dir)?);
+    }
+    for package in &packages {
+        let report = runtime.load(package)?;
+        let how = match report.compiled {
+            Compiled::Fresh => "compiled",
+            Compiled::FromCache => "from cache",
+        };
+        tracing::info!(
+            plugin = %report.plugin,
+            version = %report.version,
+            digest = %report.digest,
+            elapsed_ms = report.elapsed.as_millis() as u64,
+            "loaded plugin ({how})"
+        );
+    }
+
+    let app = router(AppState::new(runtime, Arc::new(district.clone())));
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let local = listener.local_addr()?;
+    tracing::info!(
+        communities = district.communities.len(),
+        data_dir = %args.data_dir.display(),
+        "serving {} on http://{local}",
+        district.name
+    );
+    // The one line on stdout: scripts and tests read the address from it.
+    println!("courtyard listening on http://{local}");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM; in-flight requests then finish before exit.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

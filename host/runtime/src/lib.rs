@@ -1,0 +1,797 @@
+//! The Courtyard plugin runtime: the only crate that knows wasmtime.
+//!
+//! One [`Runtime`] per process holds the wasmtime `Engine` (pooling allocator, epoch
+//! interruption), the `Linker` with every interface of `wit/`, and one prepared
+//! instance (`InstancePre`) per loaded plugin. Each [`Runtime::invoke`] gets a fresh
+//! `Store` and instance, with a CPU deadline, a memory cap and a stack limit; the
+//! plugin's state writes and events are held until it returns and committed
+//! atomically, and durably, only if it returns `ok`.
+//!
+//! Architecture invariant: no other crate names a wasmtime type; plugins see the
+//! world only through `wit/` (and a locked-down WASI).
+
+mod bindings;
+mod cache;
+mod host;
+mod limits;
+
+pub use cache::Compiled;
+pub use courtyard_registry::InputError;
+
+use bindings::PluginPre;
+use bindings::courtyard::plugin::types::{CallContext, PluginError as WitPluginError};
+use courtyard_registry::{Package, PluginName, PreparedManifest};
+use courtyard_store::{Batch, Namespace, QueueName, Store, StoreError};
+use host::{CallState, HostState};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Trap};
+use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+
+/// How often the engine's epoch advances; CPU deadlines are counted in these ticks.
+const EPOCH_TICK: Duration = Duration::from_millis(5);
+/// How much of a plugin's stdout and of its stderr is kept per call.
+const MAX_CAPTURED_OUTPUT: usize = 64 * 1024;
+
+/// The limits every invocation runs under. Defaults are in the README.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// CPU deadline of one invocation, instantiation included.
+    pub timeout: Duration,
+    /// Linear memory cap of one instance, in bytes.
+    pub max_memory_bytes: usize,
+    /// Maximum native stack the plugin's wasm code may use, in bytes.
+    pub max_wasm_stack: usize,
+    /// How many invocations run at once; more wait for a slot.
+    pub max_concurrency: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_millis(1000),
+            max_memory_bytes: 64 * 1024 * 1024,
+            max_wasm_stack: 512 * 1024,
+            max_concurrency: 64,
+        }
+    }
+}
+
+/// The source of "now" for call contexts; tests inject a fixed clock.
+pub trait Clock: Send + Sync + std::fmt::Debug + 'static {
+    /// Milliseconds since the Unix epoch, UTC.
+    fn now_ms(&self) -> i64;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    }
+}
+
+/// How to build a [`Runtime`].
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// The limits of every invocation.
+    pub limits: Limits,
+    /// Where compiled components are cached; `None` compiles on every load.
+    pub cache_dir: Option<PathBuf>,
+    /// The clock of call contexts.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            limits: Limits::default(),
+            cache_dir: None,
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+/// Why the runtime could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The wasmtime engine refused the configuration.
+    #[error("cannot create the wasmtime engine: {0}")]
+    Engine(String),
+}
+
+/// Why a plugin could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The component could not be compiled (or read from the cache).
+    #[error("cannot compile plugin {plugin}: {reason}")]
+    Compile {
+        /// The plugin.
+        plugin: PluginName,
+        /// What wasmtime said.
+        reason: String,
+    },
+    /// The component does not fit the `plugin` world: an import the host does not
+    /// provide, or a missing or mistyped export.
+    #[error("plugin {plugin} does not fit the courtyard:plugin world: {reason}")]
+    Incompatible {
+        /// The plugin.
+        plugin: PluginName,
+        /// What is missing or wrong.
+        reason: String,
+    },
+}
+
+/// What was loaded.
+#[derive(Debug, Clone)]
+pub struct LoadReport {
+    /// The plugin.
+    pub plugin: PluginName,
+    /// Its version.
+    pub version: String,
+    /// The component's content address.
+    pub digest: String,
+    /// Whether it was compiled or loaded precompiled.
+    pub compiled: Compiled,
+    /// How long loading took.
+    pub elapsed: Duration,
+}
+
+/// One call of a plugin operation.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    /// The community the call is for (a valid community id).
+    pub community: String,
+    /// The plugin.
+    pub plugin: String,
+    /// The operation.
+    pub operation: String,
+    /// The input document.
+    pub input: serde_json::Value,
+    /// The caller's idempotency key.
+    pub idempotency_key: Option<String>,
+    /// The request id, for logs.
+    pub request_id: String,
+    /// The community's configuration of the plugin (merged over the defaults);
+    /// `None` means the manifest's defaults.
+    pub config: Option<serde_json::Value>,
+}
+
+/// Log levels of plugin log records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    /// Finest detail.
+    Trace,
+    /// Debugging detail.
+    Debug,
+    /// Normal operation (also: a line on stdout).
+    Info,
+    /// Something to look at (also: a line on stderr).
+    Warn,
+    /// A failure.
+    Error,
+}
+
+/// One log record of a plugin call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogRecord {
+    /// The level.
+    pub level: LogLevel,
+    /// The message.
+    pub message: String,
+    /// Key-value fields.
+    pub fields: Vec<(String, String)>,
+}
+
+/// An event a call emitted, as recorded in the community's event stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EmittedEvent {
+    /// The kind, declared in the plugin's manifest.
+    pub kind: String,
+    /// The payload (a JSON object).
+    pub payload: serde_json::Value,
+    /// The plugin that emitted it.
+    pub source: String,
+    /// The call's "now".
+    pub at_ms: i64,
+    /// The call's request id.
+    pub request_id: String,
+}
+
+/// The result of a successful call.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The output document.
+    pub output: serde_json::Value,
+    /// The call's log records (stdout and stderr lines included).
+    pub logs: Vec<LogRecord>,
+    /// The events the call emitted (now recorded in the community's stream).
+    pub events: Vec<EmittedEvent>,
+}
+
+/// The error variants a plugin can return (`plugin-error` in `wit/types.wit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PluginErrorKind {
+    /// The input is wrong.
+    InvalidInput,
+    /// Something the input names does not exist.
+    NotFound,
+    /// The request conflicts with the current state.
+    Conflict,
+    /// A dependency is unavailable; retry later.
+    Unavailable,
+    /// A bug in the plugin.
+    Internal,
+}
+
+/// Why an invocation failed. Each variant is a different thing for the caller to do.
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeError {
+    /// No plugin of that name is loaded.
+    #[error("no plugin named {plugin:?}")]
+    UnknownPlugin {
+        /// The name asked for.
+        plugin: String,
+    },
+    /// The plugin has no such operation.
+    #[error("plugin {plugin} has no operation {operation:?}")]
+    UnknownOperation {
+        /// The plugin.
+        plugin: String,
+        /// The operation asked for.
+        operation: String,
+    },
+    /// The input does not satisfy the operation's input schema.
+    #[error("invalid input for {plugin}/{operation}: {error}")]
+    InvalidInput {
+        /// The plugin.
+        plugin: String,
+        /// The operation.
+        operation: String,
+        /// The problems, with JSON pointers.
+        error: InputError,
+    },
+    /// The plugin returned an error.
+    #[error("{plugin}/{operation}: {message}")]
+    Plugin {
+        /// The plugin.
+        plugin: String,
+        /// The operation.
+        operation: String,
+        /// Which error.
+        kind: PluginErrorKind,
+        /// The plugin's message.
+        message: String,
+    },
+    /// The call ran past its CPU deadline.
+    #[error("{plugin}/{operation} ran past its deadline of {} ms", limit.as_millis())]
+    Timeout {
+        /// The plugin.
+        plugin: String,
+        /// The operation.
+        operation: String,
+        /// The deadline.
+        limit: Duration,
+    },
+    /// The call tried to grow its memory past the cap.
+    #[error("{plugin}/{operation} exceeded its memory limit of {limit} bytes")]
+    MemoryLimit {
+        /// The plugin.
+        plugin: String,
+        /// The operation.
+        operation: String,
+        /// The cap.
+        limit: usize,
+    },
+    /// The call overflowed the wasm stack (recursion too deep).
+    #[error("{plugin}/{operation} overflowed its stack")]
+    StackOverflow {
+        /// The plugin.
+        plugin: String,
+        /// The operation.
+        operation: String,
+    },
+    /// The plugin trapped (a panic, `unreachable`, an out-of-bounds access…).
+    #[error("{plugin}/{operation} trapped: {message}")]
+    Trap {
+        /// The plugin.
+        plugin: String,
+        /// The operation.
+        operation: String,
+        /// The trap, and the last line the plugin wrote to stderr (a panic message).
+        message: String,
+    },
+    /// The plugin returned an output that is not JSON.
+    #[error("{plugin}/{operation} returned an output that is not JSON: {message}")]
+    BadOutput {
+        /// The plugin.
+        plugin: String,
+        /// The operation.
+        operation: String,
+        /// The parse error.
+        message: String,
+    },
+    /// The store failed while committing the call's writes.
+    #[error("storage error: {0}")]
+    Store(#[from] StoreError),
+    /// A bug in the host.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+struct LoadedPlugin {
+    manifest: Arc<PreparedManifest>,
+    pre: PluginPre<HostState>,
+}
+
+struct Inner {
+    engine: Engine,
+    linker: Linker<HostState>,
+    store: Arc<dyn Store>,
+    config: RuntimeConfig,
+    plugins: RwLock<BTreeMap<String, Arc<LoadedPlugin>>>,
+    /// Calls of one plugin in one community run one at a time, so a read-modify-write
+    /// never loses an update.
+    namespace_locks: Mutex<HashMap<Namespace, Arc<Mutex<()>>>>,
+    slots: tokio::sync::Semaphore,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The plugin runtime. Cheap to clone; clones share everything.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("limits", &self.inner.config.limits)
+            .field("plugins", &self.plugins())
+            .finish_non_exhaustive()
+    }
+}
+
+fn engine_for(limits: &Limits) -> Result<Engine, RuntimeError> {
+    let slots = limits.max_concurrency.max(1);
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(slots)
+        // Components built by other toolchains (componentize-py, jco) have many core
+        // instances, memories and tables; Rust components a handful.
+        .max_core_instances_per_component(64)
+        .max_memories_per_component(16)
+        .max_tables_per_component(64)
+        .total_core_instances(slots * 16)
+        .total_memories(slots * 4)
+        .total_tables(slots * 16)
+        .max_memory_size(limits.max_memory_bytes);
+    let mut config = Config::new();
+    config
+        .wasm_component_model(true)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+        .epoch_interruption(true)
+        .max_wasm_stack(limits.max_wasm_stack);
+    Engine::new(&config).map_err(|e| RuntimeError::Engine(format!("{e:#}")))
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] until `stop` is set.
+fn start_ticker(engine: Engine, stop: Arc<AtomicBool>) {
+    std::thread::Builder::new()
+        .name("courtyard-epoch".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(EPOCH_TICK);
+                engine.increment_epoch();
+            }
+        })
+        .map(drop)
+        .unwrap_or_else(|e| tracing::error!(error = %e, "cannot start the epoch thread; CPU deadlines will not fire"));
+}
+
+impl Runtime {
+    /// A runtime over `store`.
+    pub fn new(config: RuntimeConfig, store: Arc<dyn Store>) -> Result<Self, RuntimeError> {
+        let engine = engine_for(&config.limits)?;
+        let mut linker = Linker::new(&engine);
+        host::add_to_linker(&mut linker).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        start_ticker(engine.clone(), ticker_stop.clone());
+        let slots = tokio::sync::Semaphore::new(config.limits.max_concurrency.max(1) as usize);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                engine,
+                linker,
+                store,
+                config,
+                plugins: RwLock::default(),
+                namespace_locks: Mutex::default(),
+                slots,
+                ticker_stop,
+            }),
+        })
+    }
+
+    /// The limits invocations run under.
+    pub fn limits(&self) -> &Limits {
+        &self.inner.config.limits
+    }
+
+    /// Compiles (or loads from the cache) and prepares `package`, replacing any loaded
+    /// plugin of the same name.
+    pub fn load(&self, package: &Package) -> Result<LoadReport, LoadError> {
+        let started = Instant::now();
+        let manifest = package.manifest().clone();
+        let name = manifest.manifest().name.clone();
+        let (component, compiled): (Component, Compiled) = cache::component(
+            &self.inner.engine,
+            self.inner.config.cache_dir.as_deref(),
+            package.digest(),
+            package.component(),
+        )
+        .map_err(|e| LoadError::Compile {
+            plugin: name.clone(),
+            reason: format!("{e:#}"),
+        })?;
+        let pre = self
+            .inner
+            .linker
+            .instantiate_pre(&component)
+            .and_then(PluginPre::new)
+            .map_err(|e| LoadError::Incompatible {
+                plugin: name.clone(),
+                reason: format!("{e:#}"),
+            })?;
+        self.inner
+            .plugins
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(
+                name.to_string(),
+                Arc::new(LoadedPlugin {
+                    manifest: manifest.clone(),
+                    pre,
+                }),
+            );
+        Ok(LoadReport {
+            plugin: name,
+            version: manifest.manifest().version.to_string(),
+            digest: package.digest().to_string(),
+            compiled,
+            elapsed: started.elapsed(),
+        })
+    }
+
+    /// The names of the loaded plugins.
+    pub fn plugins(&self) -> Vec<String> {
+        self.inner
+            .plugins
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    /// The manifest of a loaded plugin.
+    pub fn manifest(&self, plugin: &str) -> Option<Arc<PreparedManifest>> {
+        self.inner
+            .plugins
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(plugin)
+            .map(|p| p.manifest.clone())
+    }
+
+    /// Runs one operation. Returns once the call's writes and events are durable.
+    pub async fn invoke(&self, invocation: Invocation) -> Result<Outcome, InvokeError> {
+        let plugin = self
+            .inner
+            .plugins
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&invocation.plugin)
+            .cloned()
+            .ok_or_else(|| InvokeError::UnknownPlugin {
+                plugin: invocation.plugin.clone(),
+            })?;
+        match plugin
+            .manifest
+            .check_input(&invocation.operation, &invocation.input)
+        {
+            None => {
+                return Err(InvokeError::UnknownOperation {
+                    plugin: invocation.plugin,
+                    operation: invocation.operation,
+                });
+            }
+            Some(Err(error)) => {
+                return Err(InvokeError::InvalidInput {
+                    plugin: invocation.plugin,
+                    operation: invocation.operation,
+                    error,
+                });
+            }
+            Some(Ok(())) => {}
+        }
+        let _slot = self
+            .inner
+            .slots
+            .acquire()
+            .await
+            .map_err(|e| InvokeError::Internal(format!("invocation slots closed: {e}")))?;
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || inner.invoke_blocking(&plugin, invocation))
+            .await
+            .map_err(|e| InvokeError::Internal(format!("invocation task failed: {e}")))?
+    }
+
+    /// Up to `limit` events of `community`'s stream after sequence number `after`.
+    pub fn events(
+        &self,
+        community: &str,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(u64, EmittedEvent)>, InvokeError> {
+        self.inner
+            .store
+            .read_queue(&QueueName::events(community), after, limit)?
+            .into_iter()
+            .map(|entry| {
+                serde_json::from_slice(&entry.value)
+                    .map(|event| (entry.seq, event))
+                    .map_err(|e| {
+                        InvokeError::Internal(format!("unreadable event {}: {e}", entry.seq))
+                    })
+            })
+            .collect()
+    }
+}
+
+impl Inner {
+    fn namespace_lock(&self, ns: &Namespace) -> Arc<Mutex<()>> {
+        self.namespace_locks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(ns.clone())
+            .or_default()
+            .clone()
+    }
+
+    fn invoke_blocking(
+        &self,
+        plugin: &LoadedPlugin,
+        inv: Invocation,
+    ) -> Result<Outcome, InvokeError> {
+        let limits = &self.config.limits;
+        let namespace = Namespace::new(&inv.community, &inv.plugin);
+        let lock = self.namespace_lock(&namespace);
+        let _serialised = lock.lock().unwrap_or_else(PoisonError::into_inner);
+
+        let config = inv
+            .config
+            .clone()
+            .unwrap_or_else(|| plugin.manifest.default_config().clone());
+        let stdout = MemoryOutputPipe::new(MAX_CAPTURED_OUTPUT);
+        let stderr = MemoryOutputPipe::new(MAX_CAPTURED_OUTPUT);
+        // WASI locked down: no preopens, no environment, no arguments, no network;
+        // stdout and stderr go to memory and then to the plugin's log.
+        let wasi = WasiCtxBuilder::new()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let now_ms = self.config.clock.now_ms();
+        let state = HostState {
+            wasi,
+            table: ResourceTable::new(),
+            limiter: limits::CallLimiter {
+                max_memory_bytes: limits.max_memory_bytes,
+                max_table_elements: 100_000,
+                memory_exceeded: false,
+            },
+            call: CallState {
+                namespace: namespace.clone(),
+                store: self.store.clone(),
+                manifest: plugin.manifest.clone(),
+                config_json: config.to_string(),
+                operation: inv.operation.clone(),
+                request_id: inv.request_id.clone(),
+                writes: BTreeMap::new(),
+                write_bytes: 0,
+                events: Vec::new(),
+                logs: Vec::new(),
+                dropped_logs: 0,
+            },
+        };
+        let mut store = wasmtime::Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        let ticks = limits.timeout.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) + 1;
+        store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
+        store.epoch_deadline_trap();
+
+        let ctx = CallContext {
+            community: inv.community.clone(),
+            plugin: inv.plugin.clone(),
+            operation: inv.operation.clone(),
+            idempotency_key: inv.idempotency_key.clone(),
+            now_ms,
+            request_id: inv.request_id.clone(),
+        };
+        let input = inv.input.to_string();
+        let result = plugin.pre.instantiate(&mut store).and_then(|instance| {
+            instance.courtyard_plugin_handler().call_invoke(
+                &mut store,
+                &ctx,
+                &inv.operation,
+                &input,
+            )
+        });
+
+        // stdout and stderr become log records, whatever the outcome.
+        let stderr_text = String::from_utf8_lossy(&stderr.contents()).into_owned();
+        let stdout_text = String::from_utf8_lossy(&stdout.contents()).into_owned();
+        let call = &mut store.data_mut().call;
+        for line in stdout_text.lines().filter(|l| !l.trim().is_empty()) {
+            call.record(
+                LogLevel::Info,
+                line.to_owned(),
+                vec![("stream".into(), "stdout".into())],
+            );
+        }
+        for line in stderr_text.lines().filter(|l| !l.trim().is_empty()) {
+            call.record(
+                LogLevel::Warn,
+                line.to_owned(),
+                vec![("stream".into(), "stderr".into())],
+            );
+        }
+
+        let (plugin_name, operation) = (inv.plugin.clone(), inv.operation.clone());
+        let output = match result {
+            Ok(Ok(output)) => output,
+            Ok(Err(error)) => {
+                let (kind, message) = match error {
+                    WitPluginError::InvalidInput(m) => (PluginErrorKind::InvalidInput, m),
+                    WitPluginError::NotFound(m) => (PluginErrorKind::NotFound, m),
+                    WitPluginError::Conflict(m) => (PluginErrorKind::Conflict, m),
+                    WitPluginError::Unavailable(m) => (PluginErrorKind::Unavailable, m),
+                    WitPluginError::Internal(m) => (PluginErrorKind::Internal, m),
+                };
+                return Err(InvokeError::Plugin {
+                    plugin: plugin_name,
+                    operation,
+                    kind,
+                    message,
+                });
+            }
+            Err(error) => {
+                let memory_exceeded = store.data().limiter.memory_exceeded;
+                let err = classify(
+                    error,
+                    memory_exceeded,
+                    limits,
+                    plugin_name,
+                    operation,
+                    &stderr_text,
+                );
+                tracing::warn!(community = %inv.community, request_id = %inv.request_id, error = %err, "plugin call failed");
+                return Err(err);
+            }
+        };
+        let output: serde_json::Value =
+            serde_json::from_str(&output).map_err(|e| InvokeError::BadOutput {
+                plugin: plugin_name.clone(),
+                operation: operation.clone(),
+                message: e.to_string(),
+            })?;
+
+        let mut data = store.into_data().call;
+        let writes = std::mem::take(&mut data.writes);
+        let events: Vec<EmittedEvent> = data
+            .events
+            .into_iter()
+            .map(|e| EmittedEvent {
+                kind: e.kind,
+                payload: e.payload,
+                source: inv.plugin.clone(),
+                at_ms: now_ms,
+                request_id: inv.request_id.clone(),
+            })
+            .collect();
+        let mut batch = Batch::default();
+        if !writes.is_empty() {
+            batch.writes.insert(namespace, writes);
+        }
+        for event in &events {
+            let bytes =
+                serde_json::to_vec(event).map_err(|e| InvokeError::Internal(e.to_string()))?;
+            batch
+                .appends
+                .push((QueueName::events(&inv.community), bytes));
+        }
+        if !batch.is_empty() {
+            self.store.commit(batch)?;
+        }
+        drop(_serialised);
+        // Durable before the caller hears "ok". Concurrent calls share the flush.
+        self.store.sync()?;
+        Ok(Outcome {
+            output,
+            logs: data.logs,
+            events,
+        })
+    }
+}
+
+fn classify(
+    error: wasmtime::Error,
+    memory_exceeded: bool,
+    limits: &Limits,
+    plugin: String,
+    operation: String,
+    stderr: &str,
+) -> InvokeError {
+    if memory_exceeded
+        || error
+            .downcast_ref::<limits::MemoryLimitExceeded>()
+            .is_some()
+    {
+        return InvokeError::MemoryLimit {
+            plugin,
+            operation,
+            limit: limits.max_memory_bytes,
+        };
+    }
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => InvokeError::Timeout {
+            plugin,
+            operation,
+            limit: limits.timeout,
+        },
+        Some(Trap::StackOverflow) => InvokeError::StackOverflow { plugin, operation },
+        Some(trap) => {
+            let mut message = trap.to_string();
+            // The end of stderr, where a Rust panic message is (without the note on
+            // RUST_BACKTRACE, which means nothing inside a sandbox).
+            let tail: Vec<&str> = stderr
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with("note: run with `RUST_BACKTRACE"))
+                .collect();
+            let tail = tail[tail.len().saturating_sub(2)..].join(" ");
+            if !tail.is_empty() {
+                message.push_str(&format!(" (stderr: {tail})"));
+            }
+            InvokeError::Trap {
+                plugin,
+                operation,
+                message,
+            }
+        }
+        None => InvokeError::Trap {
+            plugin,
+            operation,
+            message: format!("{error:#}"),
+        },
+    }
+}

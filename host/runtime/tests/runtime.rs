@@ -1,0 +1,437 @@
+//! Integration tests of the runtime: real wasmtime, real components built from
+//! `plugins/` by `courtyard-plugin-artifacts`, real sled on a temporary directory.
+
+use courtyard_plugin_artifacts::{Artifact, COUNTER, MISBEHAVE};
+use courtyard_registry::Package;
+use courtyard_runtime::{
+    Clock, Compiled, Invocation, InvokeError, Limits, LogLevel, Outcome, PluginErrorKind, Runtime,
+    RuntimeConfig,
+};
+use courtyard_store::SledStore;
+use serde_json::{Value, json};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug)]
+struct FixedClock(i64);
+
+impl Clock for FixedClock {
+    fn now_ms(&self) -> i64 {
+        self.0
+    }
+}
+
+const NOW: i64 = 1_764_288_000_000;
+
+fn runtime_in(dir: &Path, limits: Limits) -> Runtime {
+    let store = Arc::new(SledStore::open(&dir.join("store")).expect("open sled"));
+    let config = RuntimeConfig {
+        limits,
+        cache_dir: Some(dir.join("cache")),
+        clock: Arc::new(FixedClock(NOW)),
+    };
+    let runtime = Runtime::new(config, store).expect("runtime");
+    for artifact in [COUNTER, MISBEHAVE] {
+        runtime.load(&package(artifact)).expect("load");
+    }
+    runtime
+}
+
+fn package(artifact: Artifact) -> Package {
+    Package::new(artifact.manifest, artifact.component.to_vec()).expect("valid package")
+}
+
+fn limits() -> Limits {
+    Limits {
+        timeout: Duration::from_millis(300),
+        max_memory_bytes: 16 * 1024 * 1024,
+        ..Limits::default()
+    }
+}
+
+fn call(community: &str, plugin: &str, operation: &str, input: Value) -> Invocation {
+    Invocation {
+        community: community.into(),
+        plugin: plugin.into(),
+        operation: operation.into(),
+        input,
+        idempotency_key: None,
+        request_id: "test".into(),
+        config: None,
+    }
+}
+
+async fn ok(rt: &Runtime, community: &str, plugin: &str, op: &str, input: Value) -> Outcome {
+    rt.invoke(call(community, plugin, op, input))
+        .await
+        .unwrap_or_else(|e| panic!("{plugin}/{op} failed: {e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counter_state_persists_across_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let rt = runtime_in(dir.path(), limits());
+        for _ in 0..3 {
+            ok(
+                &rt,
+                "nanhu",
+                "counter",
+                "increment",
+                json!({ "name": "visits" }),
+            )
+            .await;
+        }
+    }
+    let rt = runtime_in(dir.path(), limits());
+    let out = ok(&rt, "nanhu", "counter", "get", json!({ "name": "visits" })).await;
+    assert_eq!(out.output, json!({ "name": "visits", "value": 3 }));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn communities_do_not_share_state() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt = runtime_in(dir.path(), limits());
+    ok(
+        &rt,
+        "nanhu",
+        "counter",
+        "increment",
+        json!({ "name": "visits" }),
+    )
+    .await;
+    let err = rt
+        .invoke(call(
+            "sunjia",
+            "counter",
+            "get",
+            json!({ "name": "visits" }),
+        ))
+        .await
+        .expect_err("sunjia has no counter");
+    assert!(
+        matches!(
+            err,
+            InvokeError::Plugin {
+                kind: PluginErrorKind::NotFound,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_increments_lose_no_update() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt = runtime_in(dir.path(), limits());
+    let tasks: Vec<_> = (0..2)
+        .map(|_| {
+            let rt = rt.clone();
+            tokio::spawn(async move {
+                for _ in 0..1000 {
+                    ok(
+                        &rt,
+                        "nanhu",
+                        "counter",
+                        "increment",
+                        json!({ "name": "shared" }),
+                    )
+                    .await;
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("task");
+    }
+    let out = ok(&rt, "nanhu", "counter", "get", json!({ "name": "shared" })).await;
+    assert_eq!(out.output["value"], 2000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_infinite_loop_times_out() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt = runtime_in(dir.path(), limits());
+    let err = rt
+        .invoke(call("nanhu", "misbehave", "spin", json!({})))
+        .await
+        .expect_err("loops");
+    assert!(matches!(err, InvokeError::Timeout { .. }), "{err}");
+    ok(&rt, "nanhu", "misbehave", "ok", json!({})).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_memory_bomb_hits_the_memory_limit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt = runtime_in(dir.path(), limits());
+    let err = rt
+        .invoke(call("nanhu", "misbehave", "hog", json!({})))
+        .await
+        .expect_err("hogs");
+    assert!(
+        matches!(err, InvokeError::MemoryLimit { limit, .. } if limit == 16 * 1024 * 1024),
+        "{err}"
+    );
+    ok(&rt, "nanhu", "misbehave", "ok", json!({})).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_is_a_trap_with_the_panic_message() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt = runtime_in(dir.path(), limits());
+    let err = rt
+        .invoke(call("nanhu", "misbehave", "crash", json!({})))
+        .await
+        .expect_err("traps");
+    match &err {
+        InvokeError::Trap { message, .. } => {
+            assert!(
+                message.contains("misbehave was asked to crash"),
+                "{message}"
+            );
+        }
+        other => panic!("expected a trap, got {other}"),
+    }
+    ok(&rt, "nanhu", "misbehave", "ok", json!({})).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unbounded_recursion_overflows_the_stack() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt = runtime_in(dir.path(), limits());
+    let err = rt
+        .invoke(call("nanhu", "misbehave", "recurse", json!({})))
+        .await
+        .expect_err("overflows");
+    assert!(matches!(err, InvokeError::StackOverflow { .. }), "{err}");
+    ok(&rt, "nanhu", "misbehave", "ok", json!({})).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_calls_are_served_while_a_plugin_spins() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt = runtime_in(
+        dir.path(),
+        Limits {
+            timeout: Duration::from_secs(3),
+            ..limits()
+        },
+    );
+    let spinning = {
+        let rt = rt.clone();
+        tokio::spawn(async move {
+            rt.invoke(call("nanhu", "misbehave", "spin", json!({})))
+                .await
+        })
+    };
+    // The spinning call holds its slot for its whole deadline; these finish first.
+    for i in 0..20 {
+        let community = if i % 2 == 0 { "nanhu" } else { "sunjia" };
+        ok(
+            &rt,
+            community,
+            "counter",
+            "increment",
+            json!({ "name": "during-spin" }),
+        )
+        .await;
+    }
+    assert!(
+        !spinning.is_finished(),
+        "the spinning call ended before the other calls were served"
+    );
+    let err = spinning.await.expect("task").expect_err("spin times out");
+    assert!(matches!(err, InvokeError::Timeout { .. }), "{err}");
+}
+
+async fn read(rt: &Runtime, key: &str) -> Value {
+    ok(rt, "nanhu", "misbehave", "read", json!({ "key": key }))
+        .await
+        .output["value"]
+        .clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_are_committed_only_when_the_call_returns_ok() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt = runtime_in(dir.path(), limits());
+    for (fail, kind) in [
+        ("invalid-input", PluginErrorKind::InvalidInput),
+        ("not-found", PluginErrorKind::NotFound),
+        ("conflict", PluginErrorKind::Conflict),
+        ("unavailable", PluginErrorKind::Unavailable),
+        ("internal", PluginErrorKind::Internal),
+    ] {
+        let input = json!({ "key": fail, "value": "x", "emit": true, "fail": fail });
+        let err = rt
+            .invoke(call("nanhu", "misbehave", "write", input))
+            .await
+            .expect_err(fail);
+        assert!(
+            matches!(err, InvokeError::Plugin { kind: k, .. } if k == kind),
+            "{err}"
+        );
+        assert_eq!(
+            read(&rt, fail).await,
+            Value::Null,
+            "{fail} left a write behind"
+        );
+    }
+    let input = json!({ "key": "trapped", "value": "x", "emit": true, "fail": "trap" });
+    let err = rt
+        .invoke(call("nanhu", "misbehave", "write", input))
+        .await
+        .expect_err("trap");
+    assert!(matches!(err, InvokeError::Trap { .. }), "{err}");
+    assert_eq!(read(&rt, "trapped").await, Value::Null);
+    assert!(
+        rt.events("nanhu", None, 100).expect("events").is_empty(),
+        "failed calls emitted events"
+    );
+
+    let out = ok(
+        &rt,
+        "nanhu",
+        "misbehave",
+        "write",
+        json!({ "key": "kept", "value": "v", "emit": true }),
+    )
+    .await;
+    assert_eq!(out.events.len(), 1);
+    assert_eq!(read(&rt, "kept").await, json!("v"));
+    let events = rt.events("nanhu", None, 100).expect("events");
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].1.kind, "misbehave.wrote");
+    assert_eq!(events[0].1.payload, json!({ "key": "kept" }));
+    assert!(rt.events("sunjia", None, 100).expect("events").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_call_context_carries_community_key_and_the_hosts_now() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt = runtime_in(dir.path(), limits());
+    let mut inv = call("beigong-east", "misbehave", "now", json!({}));
+    inv.idempotency_key = Some("key-1".into());
+    let out = rt.invoke(inv).await.expect("now");
+    assert_eq!(out.output["community"], "beigong-east");
+    assert_eq!(out.output["plugin"], "misbehave");
+    assert_eq!(out.output["operation"], "now");
+    assert_eq!(out.output["idempotency_key"], "key-1");
+    assert_eq!(out.output["now_ms"], NOW);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stdout_stderr_and_log_records_are_captured_and_config_is_passed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt = runtime_in(dir.path(), limits());
+    let out = ok(&rt, "nanhu", "misbehave", "chatter", json!({})).await;
+    assert_eq!(
+        out.output,
+        json!({ "config": { "greeting": "hello" } }),
+        "manifest defaults"
+    );
+    let find = |msg: &str| out.logs.iter().find(|r| r.message == msg).map(|r| r.level);
+    assert_eq!(find("a log record"), Some(LogLevel::Info));
+    assert_eq!(find("a line on stdout"), Some(LogLevel::Info));
+    assert_eq!(find("a line on stderr"), Some(LogLevel::Warn));
+
+    let mut inv = call("nanhu", "misbehave", "chatter", json!({}));
+    inv.config = Some(json!({ "greeting": "你好" }));
+    let out = rt.invoke(inv).await.expect("chatter");
+    assert_eq!(out.output, json!({ "config": { "greeting": "你好" } }));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_plugins_operations_and_bad_input_are_refused_before_the_plugin_runs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt = runtime_in(dir.path(), limits());
+    let err = rt
+        .invoke(call("nanhu", "nope", "get", json!({})))
+        .await
+        .expect_err("unknown plugin");
+    assert!(matches!(err, InvokeError::UnknownPlugin { .. }), "{err}");
+    let err = rt
+        .invoke(call("nanhu", "counter", "explode", json!({})))
+        .await
+        .expect_err("unknown op");
+    assert!(matches!(err, InvokeError::UnknownOperation { .. }), "{err}");
+    let err = rt
+        .invoke(call(
+            "nanhu",
+            "counter",
+            "increment",
+            json!({ "name": "x", "by": "two" }),
+        ))
+        .await
+        .expect_err("bad input");
+    match err {
+        InvokeError::InvalidInput { error, .. } => {
+            assert!(error.to_string().contains("/by"), "{error}")
+        }
+        other => panic!("expected invalid input, got {other}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_loads_compiled_plugins_from_the_cache() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(SledStore::open(&dir.path().join("store")).expect("open"));
+    let config = RuntimeConfig {
+        cache_dir: Some(dir.path().join("cache")),
+        ..RuntimeConfig::default()
+    };
+    let first = Runtime::new(config.clone(), store.clone()).expect("runtime");
+    assert_eq!(
+        first.load(&package(COUNTER)).expect("load").compiled,
+        Compiled::Fresh
+    );
+    drop(first);
+    let second = Runtime::new(config, store).expect("runtime");
+    assert_eq!(
+        second.load(&package(COUNTER)).expect("load").compiled,
+        Compiled::FromCache
+    );
+    ok(
+        &second,
+        "nanhu",
+        "counter",
+        "increment",
+        json!({ "name": "cached" }),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_idempotency_key_changes_nothing_twice() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt = runtime_in(dir.path(), limits());
+    for _ in 0..3 {
+        let mut inv = call(
+            "nanhu",
+            "counter",
+            "increment",
+            json!({ "name": "once", "by": 5 }),
+        );
+        inv.idempotency_key = Some("order-17".into());
+        let out = rt.invoke(inv).await.expect("increment");
+        assert_eq!(out.output["value"], 5);
+    }
+}
+
+/// Every misbehaving operation of the fixture is exercised above.
+#[test]
+fn every_fixture_operation_has_a_test() {
+    let covered = [
+        "ok", "spin", "hog", "crash", "recurse", "write", "read", "chatter", "now",
+    ];
+    let manifest =
+        courtyard_registry::PreparedManifest::parse(MISBEHAVE.manifest).expect("manifest");
+    for op in manifest.manifest().operations.keys() {
+        assert!(
+            covered.contains(&op.as_str()),
+            "fixture operation {op} has no test"
+        );
+    }
+}

@@ -1,0 +1,144 @@
+//! Courtyard's storage: a small trait for what the host needs from a store, and its
+//! embedded backend on [sled].
+//!
+//! What the host needs is narrow on purpose, so that a multi-node backend can be added
+//! later without touching the runtime:
+//! - key-value **namespaces**, one per (community, plugin), read by key or by prefix;
+//! - **atomic batches**: the writes of one plugin call, and the events it emitted, are
+//!   applied all together or not at all ([`Store::commit`]);
+//! - **queues**: append-only logs with increasing sequence numbers (a community's
+//!   event stream), appended to inside a batch;
+//! - **durability on demand**: [`Store::sync`] returns once every batch committed
+//!   before the call is on disk. Concurrent callers share flushes (group commit), so
+//!   durability costs one disk flush per group of calls, not per call.
+//!
+//! Architecture invariant: nothing above this crate knows sled.
+
+mod sled_store;
+
+pub use sled_store::SledStore;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// One (community, plugin) key-value namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Namespace {
+    community: String,
+    plugin: String,
+}
+
+impl Namespace {
+    /// The namespace of `plugin` in `community`. Both are slugs (no `/`), as the
+    /// tenancy and registry crates guarantee.
+    pub fn new(community: impl Into<String>, plugin: impl Into<String>) -> Self {
+        Self {
+            community: community.into(),
+            plugin: plugin.into(),
+        }
+    }
+
+    /// The community.
+    pub fn community(&self) -> &str {
+        &self.community
+    }
+
+    /// The plugin.
+    pub fn plugin(&self) -> &str {
+        &self.plugin
+    }
+}
+
+impl fmt::Display for Namespace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.community, self.plugin)
+    }
+}
+
+/// The name of a queue, such as a community's event stream.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct QueueName(String);
+
+impl QueueName {
+    /// The event stream of `community`.
+    pub fn events(community: &str) -> Self {
+        Self(format!("events/{community}"))
+    }
+
+    /// The name as a string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The changes of one plugin call: applied atomically by [`Store::commit`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Batch {
+    /// Key-value writes per namespace: `Some(value)` sets, `None` deletes.
+    pub writes: BTreeMap<Namespace, BTreeMap<String, Option<Vec<u8>>>>,
+    /// Entries appended to queues, in order.
+    pub appends: Vec<(QueueName, Vec<u8>)>,
+}
+
+impl Batch {
+    /// Whether the batch changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.writes.values().all(BTreeMap::is_empty) && self.appends.is_empty()
+    }
+}
+
+/// A queue entry with its sequence number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueEntry {
+    /// Increasing across the store; not dense.
+    pub seq: u64,
+    /// The entry.
+    pub value: Vec<u8>,
+}
+
+/// What went wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backend failed (I/O, corruption).
+    #[error("storage backend error: {0}")]
+    Backend(String),
+    /// The store's data directory could not be opened.
+    #[error("cannot open the store at {path}: {reason}")]
+    Open {
+        /// The directory.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// What the host needs from a store. See the crate docs.
+pub trait Store: Send + Sync + fmt::Debug + 'static {
+    /// The value under `key` in `ns`.
+    fn get(&self, ns: &Namespace, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Up to `limit` entries of `ns` whose keys start with `prefix`, in key order,
+    /// strictly after `start_after` when given.
+    fn scan(
+        &self,
+        ns: &Namespace,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+
+    /// Applies `batch` atomically. Readers see it at once; it is durable after the
+    /// next [`Store::sync`] returns.
+    fn commit(&self, batch: Batch) -> Result<(), StoreError>;
+
+    /// Returns once every batch committed before this call is durable on disk.
+    fn sync(&self) -> Result<(), StoreError>;
+
+    /// Up to `limit` entries of `queue` with a sequence number above `after`.
+    fn read_queue(
+        &self,
+        queue: &QueueName,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<QueueEntry>, StoreError>;
+}

@@ -1,0 +1,299 @@
+//! The sled backend.
+
+use crate::{Batch, Namespace, QueueEntry, QueueName, Store, StoreError};
+use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Condvar, Mutex, PoisonError, RwLock};
+
+/// The embedded store: a sled database in a directory. One tree per namespace and per
+/// queue; batches touching several trees run as one sled transaction.
+pub struct SledStore {
+    db: sled::Db,
+    trees: RwLock<HashMap<String, sled::Tree>>,
+    group: GroupSync,
+}
+
+impl std::fmt::Debug for SledStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SledStore").finish_non_exhaustive()
+    }
+}
+
+/// The writes to one sled tree: key and `Some(value)` to set, `None` to remove.
+type TreeOps = Vec<(Vec<u8>, Option<Vec<u8>>)>;
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+impl SledStore {
+    /// Opens (or creates) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .open()
+            .map_err(|e| StoreError::Open {
+                path: dir.display().to_string(),
+                reason: e.to_string(),
+            })?;
+        Ok(Self {
+            db,
+            trees: RwLock::default(),
+            group: GroupSync::default(),
+        })
+    }
+
+    fn tree(&self, name: &str) -> Result<sled::Tree, StoreError> {
+        if let Some(tree) = self
+            .trees
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
+        {
+            return Ok(tree.clone());
+        }
+        let tree = self.db.open_tree(name).map_err(backend)?;
+        self.trees
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(name.to_owned(), tree.clone());
+        Ok(tree)
+    }
+
+    fn kv_tree(&self, ns: &Namespace) -> Result<sled::Tree, StoreError> {
+        self.tree(&format!("kv/{}/{}", ns.community(), ns.plugin()))
+    }
+
+    fn queue_tree(&self, queue: &QueueName) -> Result<sled::Tree, StoreError> {
+        self.tree(&format!("q/{}", queue.as_str()))
+    }
+}
+
+impl Store for SledStore {
+    fn get(&self, ns: &Namespace, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .kv_tree(ns)?
+            .get(key.as_bytes())
+            .map_err(backend)?
+            .map(|v| v.to_vec()))
+    }
+
+    fn scan(
+        &self,
+        ns: &Namespace,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let tree = self.kv_tree(ns)?;
+        let mut out = Vec::new();
+        let iter = match start_after {
+            // Keys strictly greater than `start_after`: the range from its successor.
+            Some(after) if after.as_bytes() >= prefix.as_bytes() => {
+                let mut from = after.as_bytes().to_vec();
+                from.push(0);
+                tree.range(from..)
+            }
+            _ => tree.range(prefix.as_bytes().to_vec()..),
+        };
+        for item in iter {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = item.map_err(backend)?;
+            if !k.starts_with(prefix.as_bytes()) {
+                break;
+            }
+            let key = String::from_utf8(k.to_vec()).map_err(backend)?;
+            out.push((key, v.to_vec()));
+        }
+        Ok(out)
+    }
+
+    fn commit(&self, batch: Batch) -> Result<(), StoreError> {
+        let mut trees = Vec::new();
+        let mut ops: Vec<TreeOps> = Vec::new();
+        for (ns, writes) in &batch.writes {
+            if writes.is_empty() {
+                continue;
+            }
+            trees.push(self.kv_tree(ns)?);
+            ops.push(
+                writes
+                    .iter()
+                    .map(|(k, v)| (k.as_bytes().to_vec(), v.clone()))
+                    .collect(),
+            );
+        }
+        let mut queues: Vec<(String, TreeOps)> = Vec::new();
+        for (queue, value) in &batch.appends {
+            // Monotonic across restarts (sled persists the id generator).
+            let seq = self.db.generate_id().map_err(backend)?;
+            let entry = (seq.to_be_bytes().to_vec(), Some(value.clone()));
+            match queues.iter_mut().find(|(name, _)| name == queue.as_str()) {
+                Some((_, entries)) => entries.push(entry),
+                None => queues.push((queue.as_str().to_owned(), vec![entry])),
+            }
+        }
+        for (name, entries) in queues {
+            trees.push(self.queue_tree(&QueueName(name))?);
+            ops.push(entries);
+        }
+        match trees.len() {
+            0 => Ok(()),
+            1 => {
+                let mut b = sled::Batch::default();
+                for (k, v) in &ops[0] {
+                    match v {
+                        Some(v) => b.insert(k.as_slice(), v.as_slice()),
+                        None => b.remove(k.as_slice()),
+                    }
+                }
+                trees[0].apply_batch(b).map_err(backend)
+            }
+            _ => {
+                let result: Result<(), TransactionError<()>> =
+                    trees.as_slice().transaction(|txs| {
+                        for (tx, tree_ops) in txs.iter().zip(&ops) {
+                            for (k, v) in tree_ops {
+                                match v {
+                                    Some(v) => {
+                                        tx.insert(k.as_slice(), v.as_slice())?;
+                                    }
+                                    None => {
+                                        tx.remove(k.as_slice())?;
+                                    }
+                                }
+                            }
+                        }
+                        Ok::<(), ConflictableTransactionError<()>>(())
+                    });
+                result.map_err(|e| match e {
+                    TransactionError::Storage(e) => backend(e),
+                    TransactionError::Abort(()) => backend("transaction aborted"),
+                })
+            }
+        }
+    }
+
+    fn sync(&self) -> Result<(), StoreError> {
+        self.group
+            .sync(|| self.db.flush().map(|_| ()).map_err(backend))
+    }
+
+    fn read_queue(
+        &self,
+        queue: &QueueName,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<QueueEntry>, StoreError> {
+        let tree = self.queue_tree(queue)?;
+        let from = after.map_or(0, |a| a.saturating_add(1));
+        tree.range(from.to_be_bytes()..)
+            .take(limit)
+            .map(|item| {
+                let (k, v) = item.map_err(backend)?;
+                let seq = u64::from_be_bytes(k.as_ref().try_into().map_err(backend)?);
+                Ok(QueueEntry {
+                    seq,
+                    value: v.to_vec(),
+                })
+            })
+            .collect()
+    }
+}
+
+/// Group commit: callers of [`GroupSync::sync`] share flushes. A caller's ticket is
+/// served by the first flush that *starts* after the ticket was taken, so every commit
+/// made before `sync` was called is covered.
+#[derive(Debug, Default)]
+struct GroupSync {
+    state: Mutex<SyncState>,
+    done: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct SyncState {
+    requested: u64,
+    completed: u64,
+    flushing: bool,
+}
+
+impl GroupSync {
+    fn sync(&self, flush: impl Fn() -> Result<(), StoreError>) -> Result<(), StoreError> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.requested += 1;
+        let ticket = state.requested;
+        loop {
+            if state.completed >= ticket {
+                return Ok(());
+            }
+            if !state.flushing {
+                state.flushing = true;
+                let target = state.requested;
+                drop(state);
+                let result = flush();
+                state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+                state.flushing = false;
+                if result.is_ok() {
+                    state.completed = state.completed.max(target);
+                }
+                self.done.notify_all();
+                result?;
+                continue;
+            }
+            state = self
+                .done
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    #[test]
+    fn group_sync_shares_flushes_and_covers_every_caller() {
+        let group = Arc::new(GroupSync::default());
+        let flushes = Arc::new(AtomicU64::new(0));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let group = group.clone();
+                let flushes = flushes.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..50 {
+                        group
+                            .sync(|| {
+                                flushes.fetch_add(1, Ordering::SeqCst);
+                                std::thread::sleep(std::time::Duration::from_micros(200));
+                                Ok(())
+                            })
+                            .expect("sync");
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("thread");
+        }
+        let state = group.state.lock().expect("lock");
+        assert_eq!(state.completed, 400, "every ticket was served");
+        assert!(flushes.load(Ordering::SeqCst) <= 400);
+    }
+
+    #[test]
+    fn a_failed_flush_is_reported_and_retried_by_the_next_caller() {
+        let group = GroupSync::default();
+        assert!(
+            group
+                .sync(|| Err(StoreError::Backend("disk full".into())))
+                .is_err()
+        );
+        assert!(group.sync(|| Ok(())).is_ok());
+    }
+}

@@ -1,0 +1,286 @@
+//! End-to-end tests of the real `courtyard` binary: HTTP on loopback, SIGKILL and
+//! restart on the same data directory.
+
+use anyhow::{Context as _, Result, bail};
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// A running `courtyard serve`.
+struct Host {
+    child: Child,
+    base: String,
+}
+
+impl Host {
+    /// Starts the binary on a free port and waits until it listens.
+    fn start(data_dir: &Path, extra: &[&str]) -> Result<Self> {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_courtyard"))
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("spawn courtyard")?;
+        let stdout = child.stdout.take().context("stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let line = lines
+            .next()
+            .context("courtyard exited before listening")??;
+        let base = line
+            .strip_prefix("courtyard listening on ")
+            .with_context(|| format!("unexpected first line {line:?}"))?
+            .to_owned();
+        Ok(Self { child, base })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn kill9(mut self) -> Result<()> {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id())?);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL)?;
+        self.child.wait()?;
+        Ok(())
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client")
+}
+
+async fn invoke(
+    c: &reqwest::Client,
+    host: &Host,
+    community: &str,
+    plugin: &str,
+    op: &str,
+    input: Value,
+) -> Result<(u16, Value)> {
+    let url = host.url(&format!(
+        "/v1/communities/{community}/plugins/{plugin}/invoke/{op}"
+    ));
+    let response = c.post(url).json(&input).send().await?;
+    let status = response.status().as_u16();
+    Ok((status, response.json().await?))
+}
+
+/// Writes the misbehaving fixture as a plugin package directory for `--plugins`.
+fn fixture_plugins(dir: &Path) -> Result<PathBuf> {
+    let root = dir.join("extra-plugins");
+    let pkg = root.join("misbehave");
+    std::fs::create_dir_all(&pkg)?;
+    std::fs::write(
+        pkg.join("manifest.json"),
+        courtyard_plugin_artifacts::MISBEHAVE.manifest,
+    )?;
+    std::fs::write(
+        pkg.join("plugin.wasm"),
+        courtyard_plugin_artifacts::MISBEHAVE.component,
+    )?;
+    Ok(root)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_healthz_and_the_example_plugin() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let host = Host::start(dir.path(), &[])?;
+    let c = client();
+    let health: Value = c.get(host.url("/healthz")).send().await?.json().await?;
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["communities"], 68);
+    let (status, body) = invoke(
+        &c,
+        &host,
+        "beigong-east",
+        "counter",
+        "increment",
+        json!({ "name": "visitors" }),
+    )
+    .await?;
+    assert_eq!(
+        (status, body),
+        (200, json!({ "name": "visitors", "value": 1 }))
+    );
+    let (status, body) = invoke(
+        &c,
+        &host,
+        "nowhere",
+        "counter",
+        "get",
+        json!({ "name": "x" }),
+    )
+    .await?;
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (404, json!("community_not_found"))
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_writes_survive_sigkill() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let host = Host::start(dir.path(), &[])?;
+    let acked = Arc::new(AtomicU64::new(0));
+    let stop_at = 150;
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let (c, url, acked) = (
+            client(),
+            host.url("/v1/communities/nanhu/plugins/counter/invoke/increment"),
+            acked.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            // Keep calling until the host dies under us.
+            while let Ok(r) = c.post(&url).json(&json!({ "name": "meals" })).send().await {
+                if r.status().as_u16() == 200 {
+                    acked.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        }));
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while acked.load(Ordering::SeqCst) < stop_at {
+        if Instant::now() > deadline {
+            bail!(
+                "only {} increments acknowledged in 60 s",
+                acked.load(Ordering::SeqCst)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    // Kill in the middle of the batch: requests are in flight.
+    host.kill9()?;
+    let acknowledged = acked.load(Ordering::SeqCst);
+    for t in tasks {
+        t.await?;
+    }
+    // Every acknowledged increment is there; in-flight ones may or may not be.
+    let acknowledged_after = acked.load(Ordering::SeqCst);
+    let host = Host::start(dir.path(), &[])?;
+    let (status, body) = invoke(
+        &client(),
+        &host,
+        "nanhu",
+        "counter",
+        "get",
+        json!({ "name": "meals" }),
+    )
+    .await?;
+    assert_eq!(status, 200);
+    let value = body["value"].as_u64().context("value")?;
+    assert!(
+        value >= acknowledged_after,
+        "lost acknowledged writes: {value} < {acknowledged_after}"
+    );
+    assert!(
+        value <= acknowledged_after + 4,
+        "more increments than requests: {value} (acknowledged {acknowledged})"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_looping_plugin_fails_alone_while_the_host_serves_others() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let plugins = fixture_plugins(dir.path())?;
+    let host = Host::start(
+        dir.path(),
+        &[
+            "--plugins",
+            plugins.to_str().context("path")?,
+            "--timeout-ms",
+            "2000",
+        ],
+    )?;
+    let c = client();
+    let spinning = {
+        let (c, url) = (
+            c.clone(),
+            host.url("/v1/communities/nanhu/plugins/misbehave/invoke/spin"),
+        );
+        tokio::spawn(async move { c.post(url).json(&json!({})).send().await })
+    };
+    for i in 0..20 {
+        let community = if i % 2 == 0 { "nanhu" } else { "sunjia" };
+        let (status, _) = invoke(
+            &c,
+            &host,
+            community,
+            "counter",
+            "increment",
+            json!({ "name": "busy" }),
+        )
+        .await?;
+        assert_eq!(status, 200);
+    }
+    assert!(
+        !spinning.is_finished(),
+        "the looping call should still be running"
+    );
+    let response = spinning.await??;
+    assert_eq!(response.status().as_u16(), 503);
+    let body: Value = response.json().await?;
+    assert_eq!(body["error"]["code"], "plugin_timeout");
+    for (op, code) in [
+        ("hog", "plugin_memory_limit"),
+        ("recurse", "plugin_stack_overflow"),
+        ("crash", "plugin_failed"),
+    ] {
+        let (status, body) = invoke(&c, &host, "nanhu", "misbehave", op, json!({})).await?;
+        assert_eq!(body["error"]["code"], code, "{op}: {status} {body}");
+    }
+    let health = c.get(host.url("/healthz")).send().await?;
+    assert_eq!(health.status().as_u16(), 200);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_shuts_down_cleanly() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut host = Host::start(dir.path(), &[])?;
+    let (status, _) = invoke(
+        &client(),
+        &host,
+        "nanhu",
+        "counter",
+        "increment",
+        json!({ "name": "x" }),
+    )
+    .await?;
+    assert_eq!(status, 200);
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(host.child.id())?);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM)?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = host.child.try_wait()? {
+            assert!(status.success(), "exit status {status}");
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("courtyard did not stop within 20 s of SIGTERM");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
