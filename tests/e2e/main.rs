@@ -10,6 +10,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+mod docs;
+
 /// A running `courtyard serve`.
 struct Host {
     child: Child,

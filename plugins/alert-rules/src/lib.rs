@@ -1,0 +1,1 @@
+//! The alert-rules plugin (being written).

@@ -1,0 +1,1 @@
+//! The canteen plugin (being written).

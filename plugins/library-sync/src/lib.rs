@@ -1,0 +1,1 @@
+//! The library-sync plugin (being written).

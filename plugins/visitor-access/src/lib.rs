@@ -1,0 +1,1 @@
+//! The visitor-access plugin (being written).
