@@ -62,6 +62,19 @@ fn call(community: &str, plugin: &str, operation: &str, input: Value) -> Invocat
     }
 }
 
+/// A runtime on a fresh temporary directory (kept alive by the returned guard).
+fn fresh(limits: Limits) -> (Runtime, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    (runtime_in(dir.path(), limits), dir)
+}
+
+async fn fail(rt: &Runtime, community: &str, plugin: &str, op: &str, input: Value) -> InvokeError {
+    match rt.invoke(call(community, plugin, op, input)).await {
+        Ok(out) => panic!("{plugin}/{op} should have failed, returned {}", out.output),
+        Err(e) => e,
+    }
+}
+
 async fn ok(rt: &Runtime, community: &str, plugin: &str, op: &str, input: Value) -> Outcome {
     rt.invoke(call(community, plugin, op, input))
         .await
@@ -91,8 +104,7 @@ async fn counter_state_persists_across_a_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn communities_do_not_share_state() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let rt = runtime_in(dir.path(), limits());
+    let (rt, _dir) = fresh(limits());
     ok(
         &rt,
         "nanhu",
@@ -101,15 +113,7 @@ async fn communities_do_not_share_state() {
         json!({ "name": "visits" }),
     )
     .await;
-    let err = rt
-        .invoke(call(
-            "sunjia",
-            "counter",
-            "get",
-            json!({ "name": "visits" }),
-        ))
-        .await
-        .expect_err("sunjia has no counter");
+    let err = fail(&rt, "sunjia", "counter", "get", json!({ "name": "visits" })).await;
     assert!(
         matches!(
             err,
@@ -124,8 +128,7 @@ async fn communities_do_not_share_state() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_increments_lose_no_update() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let rt = runtime_in(dir.path(), limits());
+    let (rt, _dir) = fresh(limits());
     let tasks: Vec<_> = (0..2)
         .map(|_| {
             let rt = rt.clone();
@@ -152,24 +155,16 @@ async fn concurrent_increments_lose_no_update() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_infinite_loop_times_out() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let rt = runtime_in(dir.path(), limits());
-    let err = rt
-        .invoke(call("nanhu", "misbehave", "spin", json!({})))
-        .await
-        .expect_err("loops");
+    let (rt, _dir) = fresh(limits());
+    let err = fail(&rt, "nanhu", "misbehave", "spin", json!({})).await;
     assert!(matches!(err, InvokeError::Timeout { .. }), "{err}");
     ok(&rt, "nanhu", "misbehave", "ok", json!({})).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_memory_bomb_hits_the_memory_limit() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let rt = runtime_in(dir.path(), limits());
-    let err = rt
-        .invoke(call("nanhu", "misbehave", "hog", json!({})))
-        .await
-        .expect_err("hogs");
+    let (rt, _dir) = fresh(limits());
+    let err = fail(&rt, "nanhu", "misbehave", "hog", json!({})).await;
     assert!(
         matches!(err, InvokeError::MemoryLimit { limit, .. } if limit == 16 * 1024 * 1024),
         "{err}"
@@ -179,12 +174,8 @@ async fn a_memory_bomb_hits_the_memory_limit() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panic_is_a_trap_with_the_panic_message() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let rt = runtime_in(dir.path(), limits());
-    let err = rt
-        .invoke(call("nanhu", "misbehave", "crash", json!({})))
-        .await
-        .expect_err("traps");
+    let (rt, _dir) = fresh(limits());
+    let err = fail(&rt, "nanhu", "misbehave", "crash", json!({})).await;
     match &err {
         InvokeError::Trap { message, .. } => {
             assert!(
@@ -199,12 +190,8 @@ async fn a_panic_is_a_trap_with_the_panic_message() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unbounded_recursion_overflows_the_stack() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let rt = runtime_in(dir.path(), limits());
-    let err = rt
-        .invoke(call("nanhu", "misbehave", "recurse", json!({})))
-        .await
-        .expect_err("overflows");
+    let (rt, _dir) = fresh(limits());
+    let err = fail(&rt, "nanhu", "misbehave", "recurse", json!({})).await;
     assert!(matches!(err, InvokeError::StackOverflow { .. }), "{err}");
     ok(&rt, "nanhu", "misbehave", "ok", json!({})).await;
 }
@@ -255,35 +242,28 @@ async fn read(rt: &Runtime, key: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_are_committed_only_when_the_call_returns_ok() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let rt = runtime_in(dir.path(), limits());
-    for (fail, kind) in [
+    let (rt, _dir) = fresh(limits());
+    for (mode, kind) in [
         ("invalid-input", PluginErrorKind::InvalidInput),
         ("not-found", PluginErrorKind::NotFound),
         ("conflict", PluginErrorKind::Conflict),
         ("unavailable", PluginErrorKind::Unavailable),
         ("internal", PluginErrorKind::Internal),
     ] {
-        let input = json!({ "key": fail, "value": "x", "emit": true, "fail": fail });
-        let err = rt
-            .invoke(call("nanhu", "misbehave", "write", input))
-            .await
-            .expect_err(fail);
+        let input = json!({ "key": mode, "value": "x", "emit": true, "fail": mode });
+        let err = fail(&rt, "nanhu", "misbehave", "write", input).await;
         assert!(
             matches!(err, InvokeError::Plugin { kind: k, .. } if k == kind),
             "{err}"
         );
         assert_eq!(
-            read(&rt, fail).await,
+            read(&rt, mode).await,
             Value::Null,
-            "{fail} left a write behind"
+            "{mode} left a write behind"
         );
     }
     let input = json!({ "key": "trapped", "value": "x", "emit": true, "fail": "trap" });
-    let err = rt
-        .invoke(call("nanhu", "misbehave", "write", input))
-        .await
-        .expect_err("trap");
+    let err = fail(&rt, "nanhu", "misbehave", "write", input).await;
     assert!(matches!(err, InvokeError::Trap { .. }), "{err}");
     assert_eq!(read(&rt, "trapped").await, Value::Null);
     assert!(
@@ -310,8 +290,7 @@ async fn writes_are_committed_only_when_the_call_returns_ok() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_call_context_carries_community_key_and_the_hosts_now() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let rt = runtime_in(dir.path(), limits());
+    let (rt, _dir) = fresh(limits());
     let mut inv = call("beigong-east", "misbehave", "now", json!({}));
     inv.idempotency_key = Some("key-1".into());
     let out = rt.invoke(inv).await.expect("now");
@@ -324,8 +303,7 @@ async fn the_call_context_carries_community_key_and_the_hosts_now() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stdout_stderr_and_log_records_are_captured_and_config_is_passed() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let rt = runtime_in(dir.path(), limits());
+    let (rt, _dir) = fresh(limits());
     let out = ok(&rt, "nanhu", "misbehave", "chatter", json!({})).await;
     assert_eq!(
         out.output,
@@ -345,27 +323,19 @@ async fn stdout_stderr_and_log_records_are_captured_and_config_is_passed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_plugins_operations_and_bad_input_are_refused_before_the_plugin_runs() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let rt = runtime_in(dir.path(), limits());
-    let err = rt
-        .invoke(call("nanhu", "nope", "get", json!({})))
-        .await
-        .expect_err("unknown plugin");
+    let (rt, _dir) = fresh(limits());
+    let err = fail(&rt, "nanhu", "nope", "get", json!({})).await;
     assert!(matches!(err, InvokeError::UnknownPlugin { .. }), "{err}");
-    let err = rt
-        .invoke(call("nanhu", "counter", "explode", json!({})))
-        .await
-        .expect_err("unknown op");
+    let err = fail(&rt, "nanhu", "counter", "explode", json!({})).await;
     assert!(matches!(err, InvokeError::UnknownOperation { .. }), "{err}");
-    let err = rt
-        .invoke(call(
-            "nanhu",
-            "counter",
-            "increment",
-            json!({ "name": "x", "by": "two" }),
-        ))
-        .await
-        .expect_err("bad input");
+    let err = fail(
+        &rt,
+        "nanhu",
+        "counter",
+        "increment",
+        json!({ "name": "x", "by": "two" }),
+    )
+    .await;
     match err {
         InvokeError::InvalidInput { error, .. } => {
             assert!(error.to_string().contains("/by"), "{error}")
@@ -405,8 +375,7 @@ async fn a_restart_loads_compiled_plugins_from_the_cache() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replayed_idempotency_key_changes_nothing_twice() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let rt = runtime_in(dir.path(), limits());
+    let (rt, _dir) = fresh(limits());
     for _ in 0..3 {
         let mut inv = call(
             "nanhu",
@@ -420,11 +389,30 @@ async fn a_replayed_idempotency_key_changes_nothing_twice() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sandbox_has_no_environment_files_or_sockets() {
+    let (rt, _dir) = fresh(limits());
+    let out = ok(&rt, "nanhu", "misbehave", "probe", json!({})).await;
+    assert_eq!(
+        out.output,
+        json!({
+            "env": 0,
+            "args": 0,
+            "read_root": false,
+            "read_cwd": false,
+            "write_file": false,
+            "tcp_connect": false,
+            "dns": false,
+            "clock_after_2020": true,
+        })
+    );
+}
+
 /// Every misbehaving operation of the fixture is exercised above.
 #[test]
 fn every_fixture_operation_has_a_test() {
     let covered = [
-        "ok", "spin", "hog", "crash", "recurse", "write", "read", "chatter", "now",
+        "ok", "spin", "hog", "crash", "recurse", "write", "read", "chatter", "now", "probe",
     ];
     let manifest =
         courtyard_registry::PreparedManifest::parse(MISBEHAVE.manifest).expect("manifest");

@@ -7,7 +7,7 @@ use courtyard_sdk::{Context, Error, Plugin, Value};
 use serde::{Deserialize, Serialize};
 
 /// The community's configuration of the plugin (see `manifest.json`).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default = "one")]
@@ -20,6 +20,17 @@ pub struct Config {
 
 fn one() -> u64 {
     1
+}
+
+impl Default for Config {
+    /// The manifest's defaults.
+    fn default() -> Self {
+        Self {
+            step: one(),
+            max: None,
+            notify_at: None,
+        }
+    }
 }
 
 /// A counter as operations return it.
@@ -278,6 +289,10 @@ mod tests {
         }
     }
 
+    fn value_of(s: &mut MemStore, name: &str) -> Result<u64, Error> {
+        get(s, NameInput { name: name.into() }).map(|c| c.value)
+    }
+
     fn inc(name: &str, by: Option<u64>) -> IncrementInput {
         IncrementInput {
             name: name.into(),
@@ -305,17 +320,11 @@ mod tests {
     #[test]
     fn a_replayed_idempotency_key_adds_nothing() {
         let mut s = MemStore::default();
-        let config = Config {
-            step: 1,
-            ..Config::default()
-        };
+        let config = Config::default();
         let first = increment(&mut s, &config, Some("k1"), inc("a", None));
         let again = increment(&mut s, &config, Some("k1"), inc("a", None));
         assert_eq!(first, again);
-        assert_eq!(
-            get(&mut s, NameInput { name: "a".into() }).map(|c| c.value),
-            Ok(1)
-        );
+        assert_eq!(value_of(&mut s, "a"), Ok(1));
     }
 
     #[test]
@@ -331,10 +340,7 @@ mod tests {
             increment(&mut s, &config, None, inc("a", None)),
             Err(Error::Conflict(_))
         ));
-        assert_eq!(
-            get(&mut s, NameInput { name: "a".into() }).map(|c| c.value),
-            Ok(1)
-        );
+        assert_eq!(value_of(&mut s, "a"), Ok(1));
     }
 
     #[test]
@@ -368,10 +374,7 @@ mod tests {
     #[test]
     fn list_pages_in_name_order() {
         let mut s = MemStore::default();
-        let config = Config {
-            step: 1,
-            ..Config::default()
-        };
+        let config = Config::default();
         for name in ["c", "a", "b"] {
             increment(&mut s, &config, None, inc(name, None)).expect("increment");
         }
