@@ -141,6 +141,14 @@ fn compile(
 }
 
 const MAX_PROBLEMS: usize = 5;
+const MAX_PROBLEM_CHARS: usize = 200;
+
+fn cut(text: &str, max_chars: usize) -> String {
+    match text.char_indices().nth(max_chars) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    }
+}
 
 fn check(validator: &jsonschema::Validator, value: &Value) -> Result<(), InputError> {
     let problems: Vec<String> = validator
@@ -149,7 +157,9 @@ fn check(validator: &jsonschema::Validator, value: &Value) -> Result<(), InputEr
         .map(|e| {
             let at = e.instance_path().to_string();
             let at = if at.is_empty() { "/".to_owned() } else { at };
-            format!("at {at}: {e}")
+            // The validator's message quotes the offending value, which may be huge (an
+            // image pasted where an id belongs): keep the start of it.
+            format!("at {at}: {}", cut(&e.to_string(), MAX_PROBLEM_CHARS))
         })
         .collect();
     if problems.is_empty() {
@@ -357,6 +367,28 @@ mod tests {
             .expect_err("bad");
         assert!(err.to_string().contains("at /text"), "{err}");
         assert_eq!(m.check_input("nope", &json!({})), None);
+    }
+
+    #[test]
+    fn problems_do_not_echo_huge_values() {
+        let m = parse(minimal()).expect("valid");
+        let huge = "A".repeat(100_000);
+        assert_eq!(
+            m.check_input("add", &json!({ "text": huge.clone() })),
+            Some(Ok(()))
+        );
+        let mut strict = minimal();
+        strict["operations"]["add"]["input"]["properties"]["text"]["maxLength"] = json!(10);
+        let m = parse(strict).expect("valid");
+        let err = m
+            .check_input("add", &json!({ "text": huge }))
+            .expect("op")
+            .expect_err("too long");
+        assert!(
+            err.to_string().len() < 400,
+            "{} chars",
+            err.to_string().len()
+        );
     }
 
     #[test]

@@ -18,16 +18,44 @@ struct Host {
     base: String,
 }
 
+/// The compiled-plugin cache shared by the hosts of these tests, so that the Python and
+/// JavaScript plugins are compiled once, not once per host.
+fn shared_cache() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("compiled")
+}
+
+/// Starts one host first, alone, so that it fills the shared cache before the tests'
+/// hosts start in parallel.
+fn warm_cache() -> Result<()> {
+    static WARM: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+    let mut warm = WARM
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !*warm {
+        let dir = tempfile::tempdir()?;
+        Host::spawn(dir.path(), &[])?;
+        *warm = true;
+    }
+    Ok(())
+}
+
 impl Host {
     /// Starts the binary on a free port and waits until it listens.
     fn start(data_dir: &Path, extra: &[&str]) -> Result<Self> {
+        warm_cache()?;
+        Self::spawn(data_dir, extra)
+    }
+
+    fn spawn(data_dir: &Path, extra: &[&str]) -> Result<Self> {
         let mut child = Command::new(env!("CARGO_BIN_EXE_courtyard"))
             .arg("serve")
             .arg("--data-dir")
             .arg(data_dir)
+            .arg("--cache-dir")
+            .arg(shared_cache())
             .args(["--listen", "127.0.0.1:0"])
             .args(extra)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", "error")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

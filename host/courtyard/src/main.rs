@@ -37,6 +37,10 @@ struct ServeArgs {
     /// The data directory: the store and the cache of compiled plugins.
     #[arg(long, env = "COURTYARD_DATA_DIR", default_value = "./courtyard-data")]
     data_dir: PathBuf,
+    /// Where compiled plugins are cached; `<data-dir>/cache` when not given. Entries are
+    /// keyed by content and engine, so hosts may share one.
+    #[arg(long, env = "COURTYARD_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
     /// The address to listen on (`127.0.0.1:0` picks a free port).
     #[arg(long, env = "COURTYARD_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
@@ -146,7 +150,11 @@ async fn serve(args: ServeArgs) -> Result<()> {
     }
     let config = RuntimeConfig {
         limits,
-        cache_dir: Some(args.data_dir.join("cache")),
+        cache_dir: Some(
+            args.cache_dir
+                .clone()
+                .unwrap_or_else(|| args.data_dir.join("cache")),
+        ),
         ..RuntimeConfig::default()
     };
     let runtime = Runtime::new(config, store)?;

@@ -1,6 +1,7 @@
 //! The guest plugins of `plugins/`, built for `wasm32-wasip2` by this crate's build
 //! script and embedded here: the standard plugins that ship with the host, and the
-//! misbehaving fixtures of the tests.
+//! misbehaving fixtures of the tests, in
+//! Rust, Python and JavaScript.
 
 /// One built guest plugin.
 #[derive(Debug, Clone, Copy)]
@@ -18,4 +19,16 @@ pub struct Artifact {
 include!(concat!(env!("OUT_DIR"), "/artifacts.rs"));
 
 /// The plugins a district starts with (the fixtures are left out).
-pub const STANDARD: &[Artifact] = &[COUNTER];
+pub const STANDARD: &[Artifact] = &[
+    COUNTER,
+    CANTEEN,
+    LIBRARY_SYNC,
+    VISITOR_ACCESS,
+    TAXI_DISPATCH,
+    ALERT_RULES,
+    TRASH_BINS,
+    LIGHTS,
+];
+
+/// The misbehaving fixtures of the tests, one per guest language.
+pub const FIXTURES: &[Artifact] = &[MISBEHAVE, MISBEHAVE_PY, MISBEHAVE_JS];

@@ -1,1 +1,47 @@
-//! The library-sync plugin (being written).
+//! `library-sync`: a 24-hour smart bookshelf beside the community, synced with the city
+//! library's catalogue.
+//!
+//! The library is the source of truth for titles ([`catalogue`], written only by the
+//! incremental [`sync`], whose decisions are the pure function [`sync::merge`]); the shelf
+//! is the source of truth for what is physically on it ([`shelf`]). Residents with a
+//! registered card ([`cards`]) borrow, return and renew by scanning ([`loans`]).
+//!
+//! The logic is plain Rust over the [`store::Store`] trait, unit-tested natively with an
+//! in-memory store; [`api::dispatch`] maps the manifest's operations to it; the component
+//! ([`LibrarySync`]) binds it to the host's state, config and events. Time comes only from
+//! the call's `now_ms`; ids come from a counter in state; every operation that changes
+//! state applies once per idempotency key.
+
+pub mod api;
+pub mod cards;
+pub mod catalogue;
+pub mod config;
+pub mod loans;
+pub mod shelf;
+pub mod store;
+pub mod sync;
+pub mod time;
+
+#[cfg(test)]
+mod tests;
+
+use courtyard_sdk::{Context, Error, Plugin, Value};
+
+/// The component.
+#[derive(Debug)]
+pub struct LibrarySync;
+
+impl Plugin for LibrarySync {
+    fn invoke(ctx: &Context, operation: &str, input: Value) -> Result<Value, Error> {
+        let config: config::Config = courtyard_sdk::config::get()?;
+        let call = config::Call {
+            now_ms: ctx.now_ms,
+            key: ctx.idempotency_key.as_deref(),
+            config: &config,
+        };
+        api::dispatch(&mut store::HostStore, &call, operation, input)
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+courtyard_sdk::export_plugin!(LibrarySync);

@@ -13,6 +13,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod languages;
+
 #[derive(Debug)]
 struct FixedClock(i64);
 
@@ -22,20 +24,32 @@ impl Clock for FixedClock {
     }
 }
 
-const NOW: i64 = 1_764_288_000_000;
+pub(crate) const NOW: i64 = 1_764_288_000_000;
 
-fn runtime_in(dir: &Path, limits: Limits) -> Runtime {
+/// The compiled-component cache shared by the tests (entries are keyed by content and
+/// engine, so sharing is safe): the Python and JavaScript components take seconds to
+/// compile, once.
+fn shared_cache() -> std::path::PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("compiled")
+}
+
+/// A runtime over a store in `dir`, with `plugins` loaded.
+fn runtime_with(dir: &Path, limits: Limits, plugins: &[Artifact]) -> Runtime {
     let store = Arc::new(SledStore::open(&dir.join("store")).expect("open sled"));
     let config = RuntimeConfig {
         limits,
-        cache_dir: Some(dir.join("cache")),
+        cache_dir: Some(shared_cache()),
         clock: Arc::new(FixedClock(NOW)),
     };
     let runtime = Runtime::new(config, store).expect("runtime");
-    for artifact in [COUNTER, MISBEHAVE] {
+    for &artifact in plugins {
         runtime.load(&package(artifact)).expect("load");
     }
     runtime
+}
+
+fn runtime_in(dir: &Path, limits: Limits) -> Runtime {
+    runtime_with(dir, limits, &[COUNTER, MISBEHAVE])
 }
 
 fn package(artifact: Artifact) -> Package {

@@ -1,0 +1,388 @@
+//! What the logic needs from the host ([`Store`]), the per-call [`Session`] that every
+//! operation runs in, idempotent replays, paged listings, and [`MemStore`], an
+//! in-memory store for native tests.
+
+use crate::config::Config;
+use courtyard_sdk::{Error, Value};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::collections::BTreeMap;
+
+/// The host's state and event stream, as JSON values, so that the logic can be tested
+/// without a host.
+pub trait Store {
+    /// The value under `key`.
+    fn get(&mut self, key: &str) -> Result<Option<Value>, Error>;
+    /// Stores `value` under `key`.
+    fn put(&mut self, key: &str, value: &Value) -> Result<(), Error>;
+    /// Removes `key` (removing a missing key is not an error).
+    fn delete(&mut self, key: &str) -> Result<(), Error>;
+    /// Up to `limit` entries whose key starts with `prefix`, in key order, after `after`.
+    fn scan(
+        &mut self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<(String, Value)>, Error>;
+    /// Emits an event (a kind declared in the manifest, an object payload).
+    fn emit(&mut self, kind: &str, payload: &Value) -> Result<(), Error>;
+}
+
+/// The host allows 64 events per call; expiries applied while reading ("on touch")
+/// emit at most this many, so that a call always has room for its own events. Beyond
+/// it, expiries are computed for the answer but left for the next read or sweep.
+pub const TOUCH_EVENT_BUDGET: usize = 32;
+
+/// One call: the store, the clock and the caller's context. Every operation runs in one.
+#[derive(Debug)]
+pub struct Session<'s, S> {
+    store: &'s mut S,
+    /// "Now", from the host (`ctx.now_ms`), never from the clock.
+    pub now_ms: i64,
+    /// The community's configuration.
+    pub config: Config,
+    /// The community the call is for.
+    pub community: String,
+    /// The caller's idempotency key, if any.
+    pub idempotency_key: Option<String>,
+    touch_events: usize,
+}
+
+impl<'s, S: Store> Session<'s, S> {
+    /// A session over `store`.
+    pub fn new(
+        store: &'s mut S,
+        now_ms: i64,
+        config: Config,
+        community: impl Into<String>,
+        idempotency_key: Option<String>,
+    ) -> Self {
+        Self {
+            store,
+            now_ms,
+            config,
+            community: community.into(),
+            idempotency_key,
+            touch_events: 0,
+        }
+    }
+
+    /// The value under `key`, deserialised.
+    pub fn get<T: DeserializeOwned>(&mut self, key: &str) -> Result<Option<T>, Error> {
+        match self.store.get(key)? {
+            None => Ok(None),
+            Some(value) => serde_json::from_value(value)
+                .map(Some)
+                .map_err(|e| Error::internal(format!("state key {key:?} holds bad data: {e}"))),
+        }
+    }
+
+    /// Whether `key` holds a value.
+    pub fn exists(&mut self, key: &str) -> Result<bool, Error> {
+        Ok(self.store.get(key)?.is_some())
+    }
+
+    /// Stores `value` as JSON under `key`.
+    pub fn put<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) -> Result<(), Error> {
+        let value = to_value(value)?;
+        self.store.put(key, &value)
+    }
+
+    /// Removes `key`.
+    pub fn delete(&mut self, key: &str) -> Result<(), Error> {
+        self.store.delete(key)
+    }
+
+    /// Raw entries under `prefix` after the key `after`.
+    pub fn scan(
+        &mut self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<(String, Value)>, Error> {
+        self.store.scan(prefix, after, limit)
+    }
+
+    /// Emits an event.
+    pub fn emit<T: Serialize + ?Sized>(&mut self, kind: &str, payload: &T) -> Result<(), Error> {
+        let payload = to_value(payload)?;
+        self.store.emit(kind, &payload)
+    }
+
+    /// Takes one event from the budget of expiries applied on touch; `false` when the
+    /// budget is spent (the expiry is then left for later).
+    pub fn take_touch_event(&mut self) -> bool {
+        if self.touch_events < TOUCH_EVENT_BUDGET {
+            self.touch_events += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Increments the counter under `key` and returns its new value (1 first).
+    pub fn next_seq(&mut self, key: &str) -> Result<u64, Error> {
+        let next = self.get::<u64>(key)?.unwrap_or(0) + 1;
+        self.put(key, &next)?;
+        Ok(next)
+    }
+}
+
+fn to_value<T: Serialize + ?Sized>(value: &T) -> Result<Value, Error> {
+    serde_json::to_value(value).map_err(|e| Error::internal(format!("cannot serialise: {e}")))
+}
+
+/// How long a replay record is kept: a retry with the same idempotency key within this
+/// time returns the first result; the `expire-due` sweep removes older records.
+pub const REPLAY_KEEP_MS: i64 = 7 * 24 * 60 * 60 * 1000;
+
+#[derive(Debug, Serialize, serde::Deserialize)]
+struct Replay {
+    at_ms: i64,
+    output: Value,
+}
+
+/// Runs `f` once per idempotency key of `operation`: with a key seen before, returns
+/// the first result and changes nothing; otherwise runs `f` and records its output.
+/// Without a key, just runs `f`. A failed call records nothing (its writes are
+/// discarded by the host), so a retry runs again.
+pub fn once<S: Store, T: Serialize>(
+    s: &mut Session<'_, S>,
+    operation: &str,
+    f: impl FnOnce(&mut Session<'_, S>) -> Result<T, Error>,
+) -> Result<Value, Error> {
+    let Some(key) = s.idempotency_key.clone() else {
+        return to_value(&f(s)?);
+    };
+    let record_key = crate::keys::replay(operation, &key);
+    if let Some(replay) = s.get::<Replay>(&record_key)? {
+        return Ok(replay.output);
+    }
+    let output = to_value(&f(s)?)?;
+    let at_ms = s.now_ms;
+    s.put(
+        &record_key,
+        &Replay {
+            at_ms,
+            output: output.clone(),
+        },
+    )?;
+    s.put(&crate::keys::replay_by_time(at_ms, operation, &key), &true)?;
+    Ok(output)
+}
+
+/// At most this many entries are examined by one listing call (filters may skip
+/// entries); when the budget runs out the page ends early with a `next` cursor.
+pub const MAX_EXAMINED: usize = 2000;
+const SCAN_BATCH: u32 = 200;
+
+/// A page of a listing: the items and the cursor of the next page.
+#[derive(Debug)]
+pub struct Page<T> {
+    /// The items, in key order.
+    pub items: Vec<T>,
+    /// The suffix to pass as `after` for the next page; `None` on the last page.
+    pub next: Option<String>,
+}
+
+/// Pages through the entries under `prefix` (after the key suffix `after`), mapping
+/// each with `f` (which may skip it by returning `None`) until `limit` items are found,
+/// the entries run out, or [`MAX_EXAMINED`] entries were examined. `f` gets the key
+/// suffix (the key without `prefix`) and the value.
+pub fn page<S: Store, T>(
+    s: &mut Session<'_, S>,
+    prefix: &str,
+    after: Option<&str>,
+    limit: usize,
+    mut f: impl FnMut(&mut Session<'_, S>, &str, Value) -> Result<Option<T>, Error>,
+) -> Result<Page<T>, Error> {
+    let limit = limit.max(1);
+    let mut cursor = after.map(|a| format!("{prefix}{a}"));
+    let mut items = Vec::new();
+    let mut examined = 0usize;
+    let mut last = String::new();
+    loop {
+        let batch = s.scan(prefix, cursor.as_deref(), SCAN_BATCH)?;
+        let full = batch.len() == SCAN_BATCH as usize;
+        for (key, value) in batch {
+            if items.len() == limit || examined == MAX_EXAMINED {
+                // There is at least this entry more.
+                return Ok(Page {
+                    items,
+                    next: Some(last),
+                });
+            }
+            examined += 1;
+            last = key[prefix.len()..].to_owned();
+            if let Some(item) = f(s, &last, value)? {
+                items.push(item);
+            }
+            cursor = Some(key);
+        }
+        if !full {
+            return Ok(Page { items, next: None });
+        }
+    }
+}
+
+/// An in-memory [`Store`] for native tests: a sorted map and the emitted events.
+#[derive(Debug, Default, Clone)]
+pub struct MemStore {
+    /// The state.
+    pub data: BTreeMap<String, Value>,
+    /// The events emitted, in order.
+    pub events: Vec<(String, Value)>,
+}
+
+impl MemStore {
+    /// The kinds of the events emitted so far.
+    pub fn event_kinds(&self) -> Vec<&str> {
+        self.events.iter().map(|(k, _)| k.as_str()).collect()
+    }
+}
+
+impl Store for MemStore {
+    fn get(&mut self, key: &str) -> Result<Option<Value>, Error> {
+        Ok(self.data.get(key).cloned())
+    }
+    fn put(&mut self, key: &str, value: &Value) -> Result<(), Error> {
+        self.data.insert(key.to_owned(), value.clone());
+        Ok(())
+    }
+    fn delete(&mut self, key: &str) -> Result<(), Error> {
+        self.data.remove(key);
+        Ok(())
+    }
+    fn scan(
+        &mut self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<(String, Value)>, Error> {
+        Ok(self
+            .data
+            .range(prefix.to_owned()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .filter(|(k, _)| after.is_none_or(|a| k.as_str() > a))
+            .take(limit.min(1000) as usize)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+    fn emit(&mut self, kind: &str, payload: &Value) -> Result<(), Error> {
+        self.events.push((kind.to_owned(), payload.clone()));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn session<'a>(store: &'a mut MemStore, key: Option<&str>) -> Session<'a, MemStore> {
+        Session::new(
+            store,
+            1_000,
+            Config::default(),
+            "nanhu",
+            key.map(str::to_owned),
+        )
+    }
+
+    #[test]
+    fn once_replays_the_first_output_and_runs_nothing_twice() {
+        let mut store = MemStore::default();
+        let mut runs = 0;
+        for _ in 0..3 {
+            let mut s = session(&mut store, Some("k1"));
+            let out = once(&mut s, "op", |s| {
+                runs += 1;
+                s.next_seq("seq/x")
+            })
+            .expect("ok");
+            assert_eq!(out, json!(1));
+        }
+        assert_eq!(runs, 1);
+        // The same key on another operation is another call.
+        let mut s = session(&mut store, Some("k1"));
+        let out = once(&mut s, "other", |s| s.next_seq("seq/x")).expect("ok");
+        assert_eq!(out, json!(2));
+    }
+
+    #[test]
+    fn once_without_a_key_always_runs() {
+        let mut store = MemStore::default();
+        for n in 1..=2 {
+            let mut s = session(&mut store, None);
+            assert_eq!(
+                once(&mut s, "op", |s| s.next_seq("seq/x")).expect("ok"),
+                json!(n)
+            );
+        }
+        assert!(!store.data.keys().any(|k| k.starts_with("idem/")));
+    }
+
+    #[test]
+    fn page_filters_and_returns_a_cursor_only_when_more_remain() {
+        let mut store = MemStore::default();
+        for n in 0..10 {
+            store.data.insert(format!("p/{n:02}"), json!(n));
+        }
+        store.data.insert("q/00".into(), json!(99));
+        let mut s = session(&mut store, None);
+        let even = |_: &mut Session<'_, MemStore>, _: &str, v: Value| {
+            Ok(v.as_i64().filter(|n| n % 2 == 0))
+        };
+        let first = page(&mut s, "p/", None, 3, even).expect("page");
+        assert_eq!(first.items, [0, 2, 4]);
+        assert_eq!(first.next.as_deref(), Some("04"));
+        let second = page(&mut s, "p/", first.next.as_deref(), 3, even).expect("page");
+        assert_eq!(second.items, [6, 8]);
+        assert_eq!(second.next, None);
+        let exact = page(&mut s, "p/", Some("07"), 1, even).expect("page");
+        assert_eq!(exact.items, [8]);
+        assert_eq!(
+            exact.next.as_deref(),
+            Some("08"),
+            "09 remains to be examined"
+        );
+    }
+
+    #[test]
+    fn page_walks_past_a_scan_batch() {
+        let mut store = MemStore::default();
+        for n in 0..450 {
+            store.data.insert(format!("p/{n:04}"), json!(n));
+        }
+        let mut s = session(&mut store, None);
+        let last = page(&mut s, "p/", None, 1000, |_, _, v| {
+            Ok(v.as_i64().filter(|n| *n >= 440))
+        })
+        .expect("page");
+        assert_eq!(last.items.len(), 10);
+        assert_eq!(last.next, None);
+    }
+
+    #[test]
+    fn page_stops_after_examining_its_budget_with_a_cursor() {
+        let mut store = MemStore::default();
+        for n in 0..MAX_EXAMINED + 10 {
+            store.data.insert(format!("p/{n:05}"), json!(n));
+        }
+        let mut s = session(&mut store, None);
+        let none = |_: &mut Session<'_, MemStore>, _: &str, _: Value| Ok(None::<i64>);
+        let first = page(&mut s, "p/", None, 10, none).expect("page");
+        assert!(first.items.is_empty());
+        assert_eq!(first.next, Some(format!("{:05}", MAX_EXAMINED - 1)));
+        let rest = page(&mut s, "p/", first.next.as_deref(), 10, none).expect("page");
+        assert_eq!(rest.next, None);
+    }
+
+    #[test]
+    fn the_touch_event_budget_runs_out() {
+        let mut store = MemStore::default();
+        let mut s = session(&mut store, None);
+        let taken = (0..100).filter(|_| s.take_touch_event()).count();
+        assert_eq!(taken, TOUCH_EVENT_BUDGET);
+    }
+}
