@@ -1,6 +1,6 @@
 // Builds one JavaScript plugin into a Wasm component:
 //   node build.mjs <plugin-dir> <out.wasm> <wit-dir>
-// esbuild bundles <plugin-dir>/plugin.js with the SDK (the `courtyard:plugin/*` imports
+// esbuild bundles <plugin-dir>/plugin.js with the SDK (`courtyard-sdk`; the `courtyard:plugin/*` imports
 // stay external: they are the component's imports), then componentize-js turns the
 // bundle into a component of the `plugin` world.
 import { build } from 'esbuild';
@@ -21,6 +21,8 @@ await build({
   format: 'esm',
   platform: 'neutral',
   external: ['courtyard:plugin/*'],
+  // Plugins import the SDK as 'courtyard-sdk', wherever they live.
+  alias: { 'courtyard-sdk': resolve(import.meta.dirname, 'sdk/courtyard.js') },
   outfile: bundle,
   logLevel: 'warning',
 });

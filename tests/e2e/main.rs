@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 mod docs;
+mod scaffold;
 
 /// A running `courtyard serve`.
 struct Host {

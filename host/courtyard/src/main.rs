@@ -3,6 +3,8 @@
 //! `courtyard serve` opens (or creates) a data directory, loads the standard plugins
 //! (and any plugin packages in `--plugins`), and serves the HTTP API.
 
+mod scaffold;
+
 use anyhow::{Context as _, Result, bail};
 use clap::{Parser, Subcommand};
 use courtyard_api::{AppState, router};
@@ -30,6 +32,28 @@ struct Cli {
 enum Command {
     /// Serve the district's HTTP API.
     Serve(ServeArgs),
+    /// Work on plugins.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum PluginCommand {
+    /// Write a buildable starting point for a new plugin: a manifest, an example
+    /// operation with its unit test, and `build.sh`, which builds `plugin.wasm`.
+    New {
+        /// The plugin's name (lowercase letters, digits and '-').
+        name: String,
+        /// The language to write it in.
+        #[arg(long, value_enum, default_value = "rust")]
+        lang: scaffold::Lang,
+        /// Where to create the plugin's directory.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// The Courtyard repository (for the SDKs, the WIT and the build tools).
+        #[arg(long, default_value_os_t = scaffold::default_repo())]
+        repo: PathBuf,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -47,8 +71,8 @@ struct ServeArgs {
     /// A district file (TOML); the repository's `district.toml` when not given.
     #[arg(long, env = "COURTYARD_DISTRICT")]
     district: Option<PathBuf>,
-    /// A directory of extra plugin packages: one sub-directory per plugin with
-    /// `manifest.json` and `plugin.wasm` (a component).
+    /// A directory of extra plugin packages: every sub-directory with a
+    /// `manifest.json` and a `plugin.wasm` (a component) is loaded.
     #[arg(long, env = "COURTYARD_PLUGINS")]
     plugins: Option<PathBuf>,
     /// CPU deadline of one plugin invocation, in milliseconds.
@@ -90,6 +114,21 @@ fn init_tracing(format: LogFormat) {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Plugin(PluginCommand::New {
+            name,
+            lang,
+            dir,
+            repo,
+        }) => {
+            let target = scaffold::new_plugin(&name, lang, &dir, &repo)?;
+            println!("created {}", target.display());
+            println!(
+                "next: {}/build.sh, then `courtyard serve --plugins {}`",
+                target.display(),
+                dir.display()
+            );
+            Ok(())
+        }
         Command::Serve(args) => {
             init_tracing(args.log_format);
             tokio::runtime::Builder::new_multi_thread()
@@ -110,8 +149,14 @@ fn read_packages(dir: &Path) -> Result<Vec<Package>> {
     entries.sort_by_key(std::fs::DirEntry::path);
     for entry in entries {
         let path = entry.path();
-        if !path.is_dir() {
+        if !path.is_dir() || !path.join("manifest.json").exists() {
             continue;
+        }
+        if !path.join("plugin.wasm").exists() {
+            bail!(
+                "{}: no plugin.wasm next to manifest.json; build the plugin first",
+                path.display()
+            );
         }
         let manifest = std::fs::read_to_string(path.join("manifest.json"))
             .with_context(|| format!("{}: cannot read manifest.json", path.display()))?;

@@ -1,5 +1,5 @@
 // The lights plugin component: operations over logic.js and the host's state.
-import * as courtyard from '../sdk/courtyard.js';
+import * as courtyard from 'courtyard-sdk';
 import * as logic from './logic.js';
 
 const { state, emit, config, notFound, invalidInput } = courtyard;
