@@ -112,6 +112,41 @@ impl Store for SledStore {
     }
 
     fn commit(&self, batch: Batch) -> Result<(), StoreError> {
+        self.apply(batch)?;
+        self.group.committed();
+        Ok(())
+    }
+
+    fn sync(&self) -> Result<(), StoreError> {
+        self.group
+            .sync(|| self.db.flush().map(|_| ()).map_err(backend))
+    }
+
+    fn read_queue(
+        &self,
+        queue: &QueueName,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<QueueEntry>, StoreError> {
+        let tree = self.queue_tree(queue)?;
+        let from = after.map_or(0, |a| a.saturating_add(1));
+        tree.range(from.to_be_bytes()..)
+            .take(limit)
+            .map(|item| {
+                let (k, v) = item.map_err(backend)?;
+                let seq = u64::from_be_bytes(k.as_ref().try_into().map_err(backend)?);
+                Ok(QueueEntry {
+                    seq,
+                    value: v.to_vec(),
+                })
+            })
+            .collect()
+    }
+}
+
+impl SledStore {
+    /// Applies a batch atomically: one sled batch for one tree, a transaction for more.
+    fn apply(&self, batch: Batch) -> Result<(), StoreError> {
         let mut trees = Vec::new();
         let mut ops: Vec<TreeOps> = Vec::new();
         for (ns, writes) in &batch.writes {
@@ -176,37 +211,13 @@ impl Store for SledStore {
             }
         }
     }
-
-    fn sync(&self) -> Result<(), StoreError> {
-        self.group
-            .sync(|| self.db.flush().map(|_| ()).map_err(backend))
-    }
-
-    fn read_queue(
-        &self,
-        queue: &QueueName,
-        after: Option<u64>,
-        limit: usize,
-    ) -> Result<Vec<QueueEntry>, StoreError> {
-        let tree = self.queue_tree(queue)?;
-        let from = after.map_or(0, |a| a.saturating_add(1));
-        tree.range(from.to_be_bytes()..)
-            .take(limit)
-            .map(|item| {
-                let (k, v) = item.map_err(backend)?;
-                let seq = u64::from_be_bytes(k.as_ref().try_into().map_err(backend)?);
-                Ok(QueueEntry {
-                    seq,
-                    value: v.to_vec(),
-                })
-            })
-            .collect()
-    }
 }
 
-/// Group commit: callers of [`GroupSync::sync`] share flushes. A caller's ticket is
-/// served by the first flush that *starts* after the ticket was taken, so every commit
-/// made before `sync` was called is covered.
+/// Group commit: callers of [`GroupSync::sync`] share flushes. Every commit takes the
+/// next generation number ([`GroupSync::committed`]); `sync` returns once a flush that
+/// *started* after the caller's latest commit generation has finished, so every commit
+/// made before `sync` was called is covered. When nothing was committed since the last
+/// flush (a read-only call), `sync` returns at once.
 #[derive(Debug, Default)]
 struct GroupSync {
     state: Mutex<SyncState>,
@@ -215,29 +226,38 @@ struct GroupSync {
 
 #[derive(Debug, Default)]
 struct SyncState {
-    requested: u64,
-    completed: u64,
+    /// The generation of the latest commit.
+    committed: u64,
+    /// Every commit up to this generation is durable.
+    durable: u64,
     flushing: bool,
 }
 
 impl GroupSync {
+    /// Notes a commit (call it after the commit is applied).
+    fn committed(&self) {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .committed += 1;
+    }
+
     fn sync(&self, flush: impl Fn() -> Result<(), StoreError>) -> Result<(), StoreError> {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        state.requested += 1;
-        let ticket = state.requested;
+        let needed = state.committed;
         loop {
-            if state.completed >= ticket {
+            if state.durable >= needed {
                 return Ok(());
             }
             if !state.flushing {
                 state.flushing = true;
-                let target = state.requested;
+                let target = state.committed;
                 drop(state);
                 let result = flush();
                 state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
                 state.flushing = false;
                 if result.is_ok() {
-                    state.completed = state.completed.max(target);
+                    state.durable = state.durable.max(target);
                 }
                 self.done.notify_all();
                 result?;
@@ -267,6 +287,7 @@ mod tests {
                 let flushes = flushes.clone();
                 std::thread::spawn(move || {
                     for _ in 0..50 {
+                        group.committed();
                         group
                             .sync(|| {
                                 flushes.fetch_add(1, Ordering::SeqCst);
@@ -282,18 +303,37 @@ mod tests {
             t.join().expect("thread");
         }
         let state = group.state.lock().expect("lock");
-        assert_eq!(state.completed, 400, "every ticket was served");
+        assert_eq!(state.durable, 400, "every commit is durable");
         assert!(flushes.load(Ordering::SeqCst) <= 400);
     }
 
     #[test]
     fn a_failed_flush_is_reported_and_retried_by_the_next_caller() {
         let group = GroupSync::default();
+        group.committed();
         assert!(
             group
                 .sync(|| Err(StoreError::Backend("disk full".into())))
                 .is_err()
         );
-        assert!(group.sync(|| Ok(())).is_ok());
+        let flushed = std::cell::Cell::new(false);
+        let result = group.sync(|| {
+            flushed.set(true);
+            Ok(())
+        });
+        assert!(result.is_ok());
+        assert!(
+            flushed.get(),
+            "the commit was still not durable: flush again"
+        );
+    }
+
+    #[test]
+    fn nothing_committed_means_nothing_to_flush() {
+        let group = GroupSync::default();
+        assert!(group.sync(|| panic!("no flush needed")).is_ok());
+        group.committed();
+        group.sync(|| Ok(())).expect("flush");
+        assert!(group.sync(|| panic!("already durable")).is_ok());
     }
 }

@@ -24,7 +24,7 @@ use crate::config::Config;
 use crate::rules::{Rule, Severity};
 use crate::store::{Store, emit, keys, load, mark, save};
 use crate::time::fmt_ms;
-use crate::windows::Slot;
+use crate::windows::{Slot, put_slot};
 use courtyard_sdk::{Error, Value};
 use serde::{Deserialize, Serialize};
 
@@ -398,11 +398,16 @@ pub struct Escalated {
     pub more: bool,
 }
 
-/// `get-alarm` (escalating it first if due).
-pub fn get(store: &mut impl Store, now_ms: i64, input: IdInput) -> Result<Alarm, Error> {
-    let mut alarm = load_alarm(store, &input.id)?;
+/// The alarm `id` (or not-found), escalated first if due.
+fn load_fresh(store: &mut impl Store, id: &str, now_ms: i64) -> Result<Alarm, Error> {
+    let mut alarm = load_alarm(store, id)?;
     refresh(store, &mut alarm, now_ms)?;
     Ok(alarm)
+}
+
+/// `get-alarm` (escalating it first if due).
+pub fn get(store: &mut impl Store, now_ms: i64, input: IdInput) -> Result<Alarm, Error> {
+    load_fresh(store, &input.id, now_ms)
 }
 
 fn check_actor(input: &ActInput) -> Result<(), Error> {
@@ -417,8 +422,7 @@ fn check_actor(input: &ActInput) -> Result<(), Error> {
 /// `acknowledge-alarm`.
 pub fn acknowledge(store: &mut impl Store, now_ms: i64, input: ActInput) -> Result<Alarm, Error> {
     check_actor(&input)?;
-    let mut alarm = load_alarm(store, &input.id)?;
-    refresh(store, &mut alarm, now_ms)?;
+    let mut alarm = load_fresh(store, &input.id, now_ms)?;
     alarm.acknowledge(&input.by, input.note.as_deref(), now_ms)?;
     save_alarm(store, &alarm)?;
     emit(store, ACKNOWLEDGED, &alarm)?;
@@ -434,8 +438,7 @@ pub fn clear(
     input: ActInput,
 ) -> Result<Alarm, Error> {
     check_actor(&input)?;
-    let mut alarm = load_alarm(store, &input.id)?;
-    refresh(store, &mut alarm, now_ms)?;
+    let mut alarm = load_fresh(store, &input.id, now_ms)?;
     alarm.clear(
         &input.by,
         input.note.as_deref(),
@@ -454,11 +457,7 @@ pub fn clear(
         slot.cooldown_until_ms = Some(now_ms.saturating_add(i64::from(cooldown) * 1000));
     }
     slot.touched_ms = now_ms;
-    if slot.is_idle(now_ms) {
-        store.delete(&slot_key)?;
-    } else {
-        save(store, &slot_key, &slot)?;
-    }
+    put_slot(store, &slot_key, &slot, now_ms)?;
     emit(store, CLEARED, &alarm)?;
     Ok(alarm)
 }
@@ -581,7 +580,8 @@ pub fn escalate_due(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::MemStore;
+    use crate::tests::{conflict, count};
+    use courtyard_sdk::testing::MemoryStore;
     use serde_json::json;
 
     const NOW: i64 = 1_000_000;
@@ -592,7 +592,7 @@ mod tests {
             "dedupe_key": "{sensor}", "escalate_after_seconds": escalate
         }))
         .expect("spec");
-        let mut s = MemStore::default();
+        let mut s = MemoryStore::default();
         let config = Config {
             default_templates: vec![],
             ..Config::default()
@@ -637,13 +637,6 @@ mod tests {
         AlarmState::Acknowledged,
         AlarmState::Cleared,
     ];
-
-    fn conflict(result: Result<(), Error>) -> String {
-        match result {
-            Err(Error::Conflict(m)) => m,
-            other => panic!("expected a conflict, got {other:?}"),
-        }
-    }
 
     #[test]
     fn a_raised_alarm_starts_with_one_event() {
@@ -800,36 +793,22 @@ mod tests {
 
     #[test]
     fn indexes_follow_the_state() {
-        let mut s = MemStore::default();
+        let mut s = MemoryStore::default();
+        let indexes = |s: &MemoryStore| {
+            (
+                count(s, keys::OPEN),
+                count(s, keys::DUE),
+                count(s, keys::CLEARED),
+            )
+        };
         let mut a = raised(Some(60));
         save_alarm(&mut s, &a).expect("save");
-        assert_eq!(
-            (
-                s.count(keys::OPEN),
-                s.count(keys::DUE),
-                s.count(keys::CLEARED)
-            ),
-            (1, 1, 0)
-        );
+        assert_eq!(indexes(&s), (1, 1, 0));
         a.acknowledge("li", None, NOW).expect("ack");
         save_alarm(&mut s, &a).expect("save");
-        assert_eq!(
-            (
-                s.count(keys::OPEN),
-                s.count(keys::DUE),
-                s.count(keys::CLEARED)
-            ),
-            (1, 0, 0)
-        );
+        assert_eq!(indexes(&s), (1, 0, 0));
         a.clear("li", None, NOW, true).expect("clear");
         save_alarm(&mut s, &a).expect("save");
-        assert_eq!(
-            (
-                s.count(keys::OPEN),
-                s.count(keys::DUE),
-                s.count(keys::CLEARED)
-            ),
-            (0, 0, 1)
-        );
+        assert_eq!(indexes(&s), (0, 0, 1));
     }
 }

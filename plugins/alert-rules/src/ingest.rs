@@ -14,9 +14,9 @@ use crate::alarms::{self, Alarm, Firing, alarm_id, refresh, save_alarm};
 use crate::conditions::check_all;
 use crate::config::Config;
 use crate::rules::{self, Rule};
-use crate::store::{Store, emit, keys, load, mark, save};
+use crate::store::{Store, emit, keys, load, save_until};
 use crate::time::fmt_ms;
-use crate::windows::{Slot, Verdict};
+use crate::windows::{Slot, Verdict, put_slot};
 use courtyard_sdk::{Error, Value};
 use serde::{Deserialize, Serialize};
 
@@ -120,12 +120,8 @@ pub fn ingest(
         results,
     };
     if let Some(id) = &output.event {
-        let key = keys::event(id);
-        save(store, &key, &output)?;
-        mark(
-            store,
-            &keys::expiry(now_ms.saturating_add(config.replay_retention_ms()), &key),
-        )?;
+        let expires = now_ms.saturating_add(config.replay_retention_ms());
+        save_until(store, &keys::event(id), &output, expires)?;
     }
     Ok(output)
 }
@@ -235,13 +231,4 @@ fn apply_rule(
     };
     put_slot(store, &slot_key, &slot, now_ms)?;
     Ok(outcome)
-}
-
-/// Stores a slot, or removes it when it holds nothing worth keeping.
-fn put_slot(store: &mut impl Store, key: &str, slot: &Slot, now_ms: i64) -> Result<(), Error> {
-    if slot.is_idle(now_ms) {
-        store.delete(key)
-    } else {
-        save(store, key, slot)
-    }
 }

@@ -32,34 +32,8 @@ pub mod windows;
 #[cfg(test)]
 mod tests;
 
+use courtyard_sdk::store::HostStore;
 use courtyard_sdk::{Context, Error, Plugin, Value};
-
-/// The host's state and event stream, through the SDK.
-#[derive(Debug)]
-struct HostStore;
-
-impl store::Store for HostStore {
-    fn get(&mut self, key: &str) -> Result<Option<Value>, Error> {
-        courtyard_sdk::state::get(key)
-    }
-    fn put(&mut self, key: &str, value: &Value) -> Result<(), Error> {
-        courtyard_sdk::state::put(key, value)
-    }
-    fn delete(&mut self, key: &str) -> Result<(), Error> {
-        courtyard_sdk::state::delete(key)
-    }
-    fn scan(
-        &mut self,
-        prefix: &str,
-        after: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<(String, Value)>, Error> {
-        courtyard_sdk::state::list(prefix, after, limit)
-    }
-    fn emit(&mut self, kind: &str, payload: &Value) -> Result<(), Error> {
-        courtyard_sdk::events::emit(kind, payload)
-    }
-}
 
 /// The component.
 #[derive(Debug)]

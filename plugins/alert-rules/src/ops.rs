@@ -8,7 +8,7 @@
 //! ([`rules::seed_defaults`]).
 
 use crate::config::Config;
-use crate::store::{Store, keys, load, mark, save, to_json};
+use crate::store::{Store, keys, load, save_until, to_json};
 use crate::{alarms, ingest, purge, rules, templates};
 use courtyard_sdk::{Context, Error, Value};
 use serde::de::DeserializeOwned;
@@ -99,11 +99,8 @@ pub fn dispatch(
             input,
             output: output.clone(),
         };
-        save(store, &key, &record)?;
-        mark(
-            store,
-            &keys::expiry(now.saturating_add(config.replay_retention_ms()), &key),
-        )?;
+        let expires = now.saturating_add(config.replay_retention_ms());
+        save_until(store, &key, &record, expires)?;
     }
     Ok(output)
 }

@@ -227,16 +227,28 @@ impl Rule {
         }
     }
 
-    /// Applies `changes`; returns whether what the rule matches changed.
-    fn apply(&mut self, changes: RuleChanges) -> bool {
-        let before = (
+    /// What the rule matches: its windows restart when this changes.
+    fn matching(&self) -> (String, Vec<Condition>, MatchMode, Trigger, String) {
+        (
             self.kind.clone(),
             self.conditions.clone(),
             self.match_mode,
             self.trigger,
             self.dedupe_key.clone(),
-        );
-        let RuleChanges {
+        )
+    }
+
+    /// Applies `changes`; returns whether what the rule matches changed.
+    fn apply(&mut self, changes: RuleChanges) -> bool {
+        let before = self.matching();
+        // Every field of the changes (the pattern names them all), set when present.
+        macro_rules! set {
+            ($($field:ident),* $(,)?) => {
+                let RuleChanges { $($field),* } = changes;
+                $(if let Some(v) = $field { self.$field = v; })*
+            };
+        }
+        set!(
             name,
             description,
             kind,
@@ -249,34 +261,8 @@ impl Rule {
             cooldown_seconds,
             escalate_after_seconds,
             enabled,
-        } = changes;
-        macro_rules! set {
-            ($($field:ident = $value:expr),* $(,)?) => {
-                $(if let Some(v) = $value { self.$field = v; })*
-            };
-        }
-        set!(
-            name = name,
-            description = description,
-            kind = kind,
-            conditions = conditions,
-            match_mode = match_mode,
-            trigger = trigger,
-            severity = severity,
-            dedupe_key = dedupe_key,
-            title = title,
-            cooldown_seconds = cooldown_seconds,
-            escalate_after_seconds = escalate_after_seconds,
-            enabled = enabled,
         );
-        before
-            != (
-                self.kind.clone(),
-                self.conditions.clone(),
-                self.match_mode,
-                self.trigger,
-                self.dedupe_key.clone(),
-            )
+        before != self.matching()
     }
 
     /// Checks every field (the input schema checks most of this already; templates and
@@ -596,8 +582,9 @@ pub fn seed_defaults(store: &mut impl Store, config: &Config, now_ms: i64) -> Re
 mod tests {
     use super::*;
     use crate::conditions::Op;
-    use crate::store::MemStore;
+    use crate::tests::{conflict, count, invalid, not_found};
     use courtyard_sdk::Value;
+    use courtyard_sdk::testing::MemoryStore;
     use serde_json::json;
 
     fn no_defaults() -> Config {
@@ -609,6 +596,28 @@ mod tests {
 
     /// A change to a spec, for the table of bad rules.
     type Edit = Box<dyn Fn(&mut RuleSpec)>;
+
+    fn id(id: &str) -> IdInput {
+        IdInput { id: id.into() }
+    }
+
+    /// `update-rule`'s input, with the changes as JSON.
+    fn upd(id: &str, expected_revision: Option<u64>, changes: Value) -> UpdateInput {
+        UpdateInput {
+            id: id.into(),
+            expected_revision,
+            changes: serde_json::from_value(changes).expect("changes"),
+        }
+    }
+
+    /// `install-template`'s input, with the changes as JSON.
+    fn installing(template: &str, id: Option<&str>, changes: Option<Value>) -> InstallInput {
+        InstallInput {
+            template: template.into(),
+            id: id.map(str::to_owned),
+            changes: changes.map(|c| serde_json::from_value(c).expect("changes")),
+        }
+    }
 
     pub(crate) fn spec(id: &str) -> RuleSpec {
         serde_json::from_value(json!({
@@ -624,7 +633,7 @@ mod tests {
 
     #[test]
     fn create_fills_defaults_and_indexes_by_kind() {
-        let mut s = MemStore::default();
+        let mut s = MemoryStore::default();
         let rule = create(&mut s, &no_defaults(), 5, spec("smoke")).expect("created");
         assert_eq!(rule.title, "Smoke", "the title defaults to the name");
         assert_eq!(rule.trigger, Trigger::Each {});
@@ -636,12 +645,12 @@ mod tests {
             for_kind(&mut s, "sensor.smoke").expect("rules"),
             std::slice::from_ref(&rule)
         );
-        assert_eq!(get(&mut s, IdInput { id: "smoke".into() }), Ok(rule));
+        assert_eq!(get(&mut s, id("smoke")), Ok(rule));
     }
 
     #[test]
     fn exists_conditions_are_stored_with_their_value() {
-        let mut s = MemStore::default();
+        let mut s = MemoryStore::default();
         let mut sp = spec("smoke");
         sp.conditions = vec![Condition {
             field: "ppm".into(),
@@ -654,20 +663,18 @@ mod tests {
 
     #[test]
     fn a_duplicate_id_is_a_conflict() {
-        let mut s = MemStore::default();
+        let mut s = MemoryStore::default();
         create(&mut s, &no_defaults(), 0, spec("smoke")).expect("created");
-        match create(&mut s, &no_defaults(), 0, spec("smoke")) {
-            Err(Error::Conflict(m)) => assert!(
-                m.contains("already exists") && m.contains("update-rule"),
-                "{m}"
-            ),
-            other => panic!("{other:?}"),
-        }
+        let m = conflict(create(&mut s, &no_defaults(), 0, spec("smoke")));
+        assert!(
+            m.contains("already exists") && m.contains("update-rule"),
+            "{m}"
+        );
     }
 
     #[test]
     fn bad_rules_are_invalid_input_naming_the_rule() {
-        let mut s = MemStore::default();
+        let mut s = MemoryStore::default();
         let cases: Vec<(Edit, &str)> = vec![
             (Box::new(|r| r.id = "Bad Id".into()), "rule id"),
             (Box::new(|r| r.name = " ".into()), "name must"),
@@ -719,55 +726,38 @@ mod tests {
                 other => panic!("{needle}: {other:?}"),
             }
         }
-        assert_eq!(s.count(""), 0, "nothing stored");
+        assert_eq!(count(&s, ""), 0, "nothing stored");
     }
 
     #[test]
     fn limits_on_rules_are_conflicts() {
-        let mut s = MemStore::default();
+        let mut s = MemoryStore::default();
         let config = Config {
             max_rules: 2,
             ..no_defaults()
         };
         create(&mut s, &config, 0, spec("a")).expect("a");
         create(&mut s, &config, 0, spec("b")).expect("b");
-        match create(&mut s, &config, 0, spec("c")) {
-            Err(Error::Conflict(m)) => assert!(m.contains("max_rules"), "{m}"),
-            other => panic!("{other:?}"),
-        }
-        delete(&mut s, IdInput { id: "a".into() }).expect("deleted");
+        let m = conflict(create(&mut s, &config, 0, spec("c")));
+        assert!(m.contains("max_rules"), "{m}");
+        delete(&mut s, id("a")).expect("deleted");
         create(&mut s, &config, 0, spec("c")).expect("room again");
 
-        let mut s = MemStore::default();
+        let mut s = MemoryStore::default();
         for i in 0..MAX_RULES_PER_KIND {
             create(&mut s, &no_defaults(), 0, spec(&format!("r{i}"))).expect("room");
         }
-        match create(&mut s, &no_defaults(), 0, spec("one-too-many")) {
-            Err(Error::Conflict(m)) => {
-                assert!(m.contains("sensor.smoke already has 20 rules"), "{m}")
-            }
-            other => panic!("{other:?}"),
-        }
+        let m = conflict(create(&mut s, &no_defaults(), 0, spec("one-too-many")));
+        assert!(m.contains("sensor.smoke already has 20 rules"), "{m}");
     }
 
     #[test]
     fn update_applies_changes_and_bumps_revisions() {
-        let mut s = MemStore::default();
+        let mut s = MemoryStore::default();
         create(&mut s, &no_defaults(), 0, spec("smoke")).expect("created");
         create(&mut s, &no_defaults(), 0, spec("other")).expect("created");
-        let changes: RuleChanges =
-            serde_json::from_value(json!({"severity": "warning", "escalate_after_seconds": 60}))
-                .expect("changes");
-        let rule = update(
-            &mut s,
-            9,
-            UpdateInput {
-                id: "smoke".into(),
-                expected_revision: Some(1),
-                changes,
-            },
-        )
-        .expect("updated");
+        let changes = json!({"severity": "warning", "escalate_after_seconds": 60});
+        let rule = update(&mut s, 9, upd("smoke", Some(1), changes)).expect("updated");
         assert_eq!(rule.severity, Severity::Warning);
         assert_eq!(rule.escalate_after_seconds, Some(60));
         assert_eq!(
@@ -775,20 +765,8 @@ mod tests {
             (3, 1, 9)
         );
 
-        let changes: RuleChanges = serde_json::from_value(
-            json!({"escalate_after_seconds": null, "dedupe_key": "{sensor}:{room}"}),
-        )
-        .expect("changes");
-        let rule = update(
-            &mut s,
-            10,
-            UpdateInput {
-                id: "smoke".into(),
-                expected_revision: None,
-                changes,
-            },
-        )
-        .expect("updated");
+        let changes = json!({"escalate_after_seconds": null, "dedupe_key": "{sensor}:{room}"});
+        let rule = update(&mut s, 10, upd("smoke", None, changes)).expect("updated");
         assert_eq!(
             rule.escalate_after_seconds, None,
             "null turns escalation off"
@@ -802,36 +780,28 @@ mod tests {
 
     #[test]
     fn update_refusals() {
-        let mut s = MemStore::default();
+        let mut s = MemoryStore::default();
         create(&mut s, &no_defaults(), 0, spec("smoke")).expect("created");
-        let upd = |id: &str, rev: Option<u64>, changes: Value| UpdateInput {
-            id: id.into(),
-            expected_revision: rev,
-            changes: serde_json::from_value(changes).expect("changes"),
-        };
-        match update(&mut s, 0, upd("nope", None, json!({"name": "x"}))) {
-            Err(Error::NotFound(m)) => assert!(m.starts_with("unknown rule \"nope\""), "{m}"),
-            other => panic!("{other:?}"),
-        }
-        match update(&mut s, 0, upd("smoke", Some(7), json!({"name": "x"}))) {
-            Err(Error::Conflict(m)) => assert!(
-                m.contains("revision 1, not 7") && m.contains("get-rule"),
-                "{m}"
-            ),
-            other => panic!("{other:?}"),
-        }
-        assert!(matches!(
-            update(&mut s, 0, upd("smoke", None, json!({}))),
-            Err(Error::InvalidInput(_))
+        let m = not_found(update(&mut s, 0, upd("nope", None, json!({"name": "x"}))));
+        assert!(m.starts_with("unknown rule \"nope\""), "{m}");
+        let m = conflict(update(
+            &mut s,
+            0,
+            upd("smoke", Some(7), json!({"name": "x"})),
         ));
-        match update(&mut s, 0, upd("smoke", None, json!({"dedupe_key": "{"}))) {
-            Err(Error::InvalidInput(m)) => assert!(m.contains("dedupe_key"), "{m}"),
-            other => panic!("{other:?}"),
-        }
+        assert!(
+            m.contains("revision 1, not 7") && m.contains("get-rule"),
+            "{m}"
+        );
+        invalid(update(&mut s, 0, upd("smoke", None, json!({}))));
+        let m = invalid(update(
+            &mut s,
+            0,
+            upd("smoke", None, json!({"dedupe_key": "{"})),
+        ));
+        assert!(m.contains("dedupe_key"), "{m}");
         assert_eq!(
-            get(&mut s, IdInput { id: "smoke".into() })
-                .expect("rule")
-                .revision,
+            get(&mut s, id("smoke")).expect("rule").revision,
             1,
             "unchanged"
         );
@@ -843,30 +813,19 @@ mod tests {
 
     #[test]
     fn changing_the_kind_moves_the_index() {
-        let mut s = MemStore::default();
+        let mut s = MemoryStore::default();
         create(&mut s, &no_defaults(), 0, spec("smoke")).expect("created");
-        let changes: RuleChanges =
-            serde_json::from_value(json!({"kind": "sensor.gas"})).expect("changes");
-        update(
-            &mut s,
-            0,
-            UpdateInput {
-                id: "smoke".into(),
-                expected_revision: None,
-                changes,
-            },
-        )
-        .expect("updated");
+        update(&mut s, 0, upd("smoke", None, json!({"kind": "sensor.gas"}))).expect("updated");
         assert!(for_kind(&mut s, "sensor.smoke").expect("rules").is_empty());
         assert_eq!(for_kind(&mut s, "sensor.gas").expect("rules").len(), 1);
     }
 
     #[test]
     fn delete_removes_the_rule_and_unknown_is_not_found() {
-        let mut s = MemStore::default();
+        let mut s = MemoryStore::default();
         create(&mut s, &no_defaults(), 0, spec("smoke")).expect("created");
         assert_eq!(
-            delete(&mut s, IdInput { id: "smoke".into() }),
+            delete(&mut s, id("smoke")),
             Ok(Deleted {
                 id: "smoke".into(),
                 deleted: true
@@ -874,81 +833,50 @@ mod tests {
         );
         assert!(for_kind(&mut s, "sensor.smoke").expect("rules").is_empty());
         for result in [
-            delete(&mut s, IdInput { id: "smoke".into() }).map(|_| ()),
-            get(&mut s, IdInput { id: "smoke".into() }).map(|_| ()),
+            delete(&mut s, id("smoke")).map(|_| ()),
+            get(&mut s, id("smoke")).map(|_| ()),
         ] {
-            assert!(matches!(result, Err(Error::NotFound(m)) if m.contains("unknown rule")));
+            assert!(not_found(result).contains("unknown rule"));
         }
     }
 
     #[test]
     fn list_pages_in_id_order_and_filters_by_kind() {
-        let mut s = MemStore::default();
+        let mut s = MemoryStore::default();
         for id in ["c", "a", "b"] {
             create(&mut s, &no_defaults(), 0, spec(id)).expect("created");
         }
         let mut gas = spec("gas");
         gas.kind = "sensor.gas".into();
         create(&mut s, &no_defaults(), 0, gas).expect("created");
-        let page = list(
-            &mut s,
-            ListInput {
-                limit: Some(2),
-                ..ListInput::default()
-            },
-        )
-        .expect("list");
-        assert_eq!(
-            page.rules.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
-            ["a", "b"]
-        );
-        assert_eq!(page.next.as_deref(), Some("b"));
-        let page = list(
-            &mut s,
-            ListInput {
-                after: page.next,
-                limit: Some(2),
-                ..ListInput::default()
-            },
-        )
-        .expect("list");
-        assert_eq!(
-            page.rules.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
-            ["c", "gas"]
-        );
-        assert_eq!(page.next, None);
-        let page = list(
-            &mut s,
-            ListInput {
-                kind: Some("sensor.smoke".into()),
-                after: Some("a".into()),
-                limit: None,
-            },
-        )
-        .expect("list");
-        assert_eq!(
-            page.rules.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
-            ["b", "c"]
-        );
+        // (kind, after, limit) → the ids of the page and its `next`.
+        let pages = [
+            (None, None, Some(2), ["a", "b"], Some("b")),
+            (None, Some("b"), Some(2), ["c", "gas"], None),
+            (Some("sensor.smoke"), Some("a"), None, ["b", "c"], None),
+        ];
+        for (kind, after, limit, ids, next) in pages {
+            let input = ListInput {
+                kind: kind.map(str::to_owned),
+                after: after.map(str::to_owned),
+                limit,
+            };
+            let page = list(&mut s, input).expect("list");
+            let listed: Vec<&str> = page.rules.iter().map(|r| r.id.as_str()).collect();
+            assert_eq!(
+                (listed, page.next.as_deref()),
+                (ids.to_vec(), next),
+                "{kind:?} after {after:?}"
+            );
+        }
     }
 
     #[test]
     fn install_takes_an_id_and_changes() {
-        let mut s = MemStore::default();
-        let changes: RuleChanges =
-            serde_json::from_value(json!({"severity": "critical", "cooldown_seconds": 60}))
-                .expect("changes");
-        let rule = install(
-            &mut s,
-            &no_defaults(),
-            3,
-            InstallInput {
-                template: "illegal-parking".into(),
-                id: Some("parking-north".into()),
-                changes: Some(changes),
-            },
-        )
-        .expect("installed");
+        let mut s = MemoryStore::default();
+        let changes = json!({"severity": "critical", "cooldown_seconds": 60});
+        let input = installing("illegal-parking", Some("parking-north"), Some(changes));
+        let rule = install(&mut s, &no_defaults(), 3, input).expect("installed");
         assert_eq!(rule.id, "parking-north");
         assert_eq!(rule.template.as_deref(), Some("illegal-parking"));
         assert_eq!(
@@ -956,74 +884,41 @@ mod tests {
             (Severity::Critical, 60)
         );
         assert_eq!(rule.kind, "camera.illegal-parking");
-        match install(
+        let m = not_found(install(
             &mut s,
             &no_defaults(),
             3,
-            InstallInput {
-                template: "nope".into(),
-                id: None,
-                changes: None,
-            },
-        ) {
-            Err(Error::NotFound(m)) => assert!(m.contains("list-templates"), "{m}"),
-            other => panic!("{other:?}"),
-        }
-        let bad: RuleChanges = serde_json::from_value(json!({"title": "{"})).expect("changes");
-        assert!(matches!(
-            install(
-                &mut s,
-                &no_defaults(),
-                3,
-                InstallInput {
-                    template: "wristband-fall".into(),
-                    id: None,
-                    changes: Some(bad)
-                }
-            ),
-            Err(Error::InvalidInput(_))
+            installing("nope", None, None),
         ));
+        assert!(m.contains("list-templates"), "{m}");
+        let bad = installing("wristband-fall", None, Some(json!({"title": "{"})));
+        invalid(install(&mut s, &no_defaults(), 3, bad));
     }
 
     #[test]
     fn every_template_installs() {
-        let mut s = MemStore::default();
+        let mut s = MemoryStore::default();
         for t in templates::all() {
-            let rule = install(
-                &mut s,
-                &no_defaults(),
-                0,
-                InstallInput {
-                    template: t.id.into(),
-                    id: None,
-                    changes: None,
-                },
-            )
-            .unwrap_or_else(|e| panic!("{}: {e}", t.id));
+            let rule = install(&mut s, &no_defaults(), 0, installing(t.id, None, None))
+                .unwrap_or_else(|e| panic!("{}: {e}", t.id));
             assert_eq!(rule.id, t.id);
         }
     }
 
     #[test]
     fn defaults_are_seeded_once_and_deleting_one_keeps_it_deleted() {
-        let mut s = MemStore::default();
+        let mut s = MemoryStore::default();
         let config = Config::default();
         seed_defaults(&mut s, &config, 1).expect("seeded");
         let all = templates::all();
-        assert_eq!(s.count(keys::RULE), all.len());
-        delete(
-            &mut s,
-            IdInput {
-                id: "wristband-fall".into(),
-            },
-        )
-        .expect("deleted");
+        assert_eq!(count(&s, keys::RULE), all.len());
+        delete(&mut s, id("wristband-fall")).expect("deleted");
         seed_defaults(&mut s, &config, 2).expect("seeded");
-        assert_eq!(s.count(keys::RULE), all.len() - 1, "not brought back");
+        assert_eq!(count(&s, keys::RULE), all.len() - 1, "not brought back");
 
         // A template added to the config later is installed then; an existing rule of the
         // same id is kept as it is.
-        let mut s = MemStore::default();
+        let mut s = MemoryStore::default();
         let few = Config {
             default_templates: vec!["object-thrown".into()],
             ..Config::default()
@@ -1041,29 +936,19 @@ mod tests {
             ..Config::default()
         };
         seed_defaults(&mut s, &more, 0).expect("seeded");
-        assert_eq!(s.count(keys::RULE), 3);
-        assert_eq!(
-            get(
-                &mut s,
-                IdInput {
-                    id: "manhole-open".into()
-                }
-            )
-            .expect("rule")
-            .name,
-            "Mine"
-        );
+        assert_eq!(count(&s, keys::RULE), 3);
+        assert_eq!(get(&mut s, id("manhole-open")).expect("rule").name, "Mine");
     }
 
     #[test]
     fn seeding_into_a_full_community_skips() {
-        let mut s = MemStore::default();
+        let mut s = MemoryStore::default();
         let config = Config {
             max_rules: 2,
             ..Config::default()
         };
         seed_defaults(&mut s, &config, 0).expect("seeded");
-        assert_eq!(s.count(keys::RULE), 2);
+        assert_eq!(count(&s, keys::RULE), 2);
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! What the logic needs from the host — a JSON key-value store and an event sink — behind a
-//! small [`Store`] trait, so that every operation unit-tests natively with [`MemStore`].
+//! What the logic needs from the host — a JSON key-value store and an event sink — behind the
+//! SDK's small [`Store`] trait (re-exported here with its `load`/`save`/`emit`/`to_json`
+//! helpers), so that every operation unit-tests natively with the SDK's `MemoryStore`.
 //!
 //! # State layout
 //!
@@ -21,63 +22,24 @@
 
 use courtyard_sdk::{Error, Value};
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 
-/// The host's state and event stream, as the logic sees them.
-pub trait Store {
-    /// The JSON value under `key`.
-    fn get(&mut self, key: &str) -> Result<Option<Value>, Error>;
-    /// Stores `value` under `key`.
-    fn put(&mut self, key: &str, value: &Value) -> Result<(), Error>;
-    /// Removes `key` (a missing key is fine).
-    fn delete(&mut self, key: &str) -> Result<(), Error>;
-    /// Up to `limit` entries whose key starts with `prefix`, in key order, after `after`.
-    fn scan(
-        &mut self,
-        prefix: &str,
-        after: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<(String, Value)>, Error>;
-    /// Emits an event of a kind declared in the manifest.
-    fn emit(&mut self, kind: &str, payload: &Value) -> Result<(), Error>;
-}
-
-/// The value under `key`, deserialised.
-pub fn load<T: DeserializeOwned>(store: &mut impl Store, key: &str) -> Result<Option<T>, Error> {
-    match store.get(key)? {
-        None => Ok(None),
-        Some(value) => serde_json::from_value(value).map(Some).map_err(|e| {
-            Error::internal(format!("state key {key:?} holds an unexpected value: {e}"))
-        }),
-    }
-}
-
-/// Stores `value` as JSON under `key`.
-pub fn save<T: Serialize + ?Sized>(
-    store: &mut impl Store,
-    key: &str,
-    value: &T,
-) -> Result<(), Error> {
-    store.put(key, &to_json(value)?)
-}
+pub use courtyard_sdk::store::{Store, emit, load, save, to_json};
 
 /// Stores a `null` marker (an index entry) under `key`.
 pub fn mark(store: &mut impl Store, key: &str) -> Result<(), Error> {
     store.put(key, &Value::Null)
 }
 
-/// Emits `payload` as an event of `kind`.
-pub fn emit<T: Serialize + ?Sized>(
+/// Stores `value` under `key`, and an expiry entry so that `purge` removes it once
+/// `expires_at_ms` has passed.
+pub fn save_until<T: Serialize + ?Sized>(
     store: &mut impl Store,
-    kind: &str,
-    payload: &T,
+    key: &str,
+    value: &T,
+    expires_at_ms: i64,
 ) -> Result<(), Error> {
-    store.emit(kind, &to_json(payload)?)
-}
-
-/// `value` as JSON.
-pub fn to_json<T: Serialize + ?Sized>(value: &T) -> Result<Value, Error> {
-    serde_json::to_value(value).map_err(|e| Error::internal(format!("cannot serialise: {e}")))
+    save(store, key, value)?;
+    mark(store, &keys::expiry(expires_at_ms, key))
 }
 
 /// The keys of the state layout (see the module documentation).
@@ -145,97 +107,6 @@ pub mod keys {
         let rest = key.strip_prefix(prefix)?;
         let (at, rest) = rest.split_once('/')?;
         Some((at.parse().ok()?, rest))
-    }
-}
-
-/// An in-memory [`Store`] for tests: a sorted map and the list of emitted events.
-#[cfg(test)]
-#[derive(Debug, Default, Clone)]
-pub struct MemStore {
-    pub data: std::collections::BTreeMap<String, Value>,
-    pub events: Vec<(String, Value)>,
-    /// The previous values of the keys written since [`MemStore::begin`], oldest first,
-    /// and how many events there were then.
-    undo: Option<Undo>,
-}
-
-/// The previous values of the keys a call wrote, and the number of events before it.
-#[cfg(test)]
-type Undo = (Vec<(String, Option<Value>)>, usize);
-
-#[cfg(test)]
-impl MemStore {
-    /// Starts a call: its writes and events can be undone, as the host discards them
-    /// when a call fails.
-    pub fn begin(&mut self) {
-        self.undo = Some((Vec::new(), self.events.len()));
-    }
-    /// Ends a call; a failed call's writes and events are undone.
-    pub fn end(&mut self, ok: bool) {
-        if let Some((writes, events)) = self.undo.take()
-            && !ok
-        {
-            for (key, value) in writes.into_iter().rev() {
-                match value {
-                    Some(v) => self.data.insert(key, v),
-                    None => self.data.remove(&key),
-                };
-            }
-            self.events.truncate(events);
-        }
-    }
-    fn remember(&mut self, key: &str) {
-        let previous = self.data.get(key).cloned();
-        if let Some((writes, _)) = &mut self.undo {
-            writes.push((key.to_owned(), previous));
-        }
-    }
-    /// The kinds of the events emitted so far, and forgets them.
-    pub fn take_events(&mut self) -> Vec<String> {
-        self.events.drain(..).map(|(kind, _)| kind).collect()
-    }
-    /// How many keys start with `prefix`.
-    pub fn count(&self, prefix: &str) -> usize {
-        self.data.keys().filter(|k| k.starts_with(prefix)).count()
-    }
-}
-
-#[cfg(test)]
-impl Store for MemStore {
-    fn get(&mut self, key: &str) -> Result<Option<Value>, Error> {
-        Ok(self.data.get(key).cloned())
-    }
-    fn put(&mut self, key: &str, value: &Value) -> Result<(), Error> {
-        assert!(!key.is_empty() && key.len() <= 512, "bad key {key:?}");
-        self.remember(key);
-        self.data.insert(key.to_owned(), value.clone());
-        Ok(())
-    }
-    fn delete(&mut self, key: &str) -> Result<(), Error> {
-        self.remember(key);
-        self.data.remove(key);
-        Ok(())
-    }
-    fn scan(
-        &mut self,
-        prefix: &str,
-        after: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<(String, Value)>, Error> {
-        assert!(limit <= 1000, "the host caps scans at 1000");
-        Ok(self
-            .data
-            .range(prefix.to_owned()..)
-            .take_while(|(k, _)| k.starts_with(prefix))
-            .filter(|(k, _)| after.is_none_or(|a| k.as_str() > a))
-            .take(limit as usize)
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect())
-    }
-    fn emit(&mut self, kind: &str, payload: &Value) -> Result<(), Error> {
-        assert!(payload.is_object(), "event payloads are objects");
-        self.events.push((kind.to_owned(), payload.clone()));
-        Ok(())
     }
 }
 

@@ -3,8 +3,9 @@
 
 use crate::config::Config;
 use crate::ops::{OPERATIONS, dispatch};
-use crate::store::{MemStore, keys};
+use crate::store::keys;
 use crate::templates;
+use courtyard_sdk::testing::MemoryStore;
 use courtyard_sdk::{Context, Error, Value, json};
 
 mod doc_example;
@@ -17,7 +18,7 @@ pub const MIN: i64 = 60 * SEC;
 
 /// A community with the plugin: a store, a config and a clock.
 pub struct Harness {
-    pub store: MemStore,
+    pub store: MemoryStore,
     pub config: Config,
     pub now: i64,
     /// Every successful call (operation, input, output), for the schema checks.
@@ -40,11 +41,26 @@ impl Harness {
 
     pub fn with(config: Config) -> Self {
         Self {
-            store: MemStore::default(),
+            store: MemoryStore::default(),
             config,
             now: T0,
             samples: Vec::new(),
         }
+    }
+
+    /// Runs one call as the host does: its writes and events are kept only when it
+    /// succeeds, and they must fit the host's limits.
+    pub fn invoke(&mut self, ctx: &Context, input: Value) -> Result<Value, Error> {
+        let config = &self.config;
+        let result = self
+            .store
+            .call(|s| dispatch(s, config, ctx, &ctx.operation, input.clone()));
+        check_host_limits(&self.store);
+        if let Ok(output) = &result {
+            self.samples
+                .push(json!({"operation": ctx.operation, "input": input, "output": output}));
+        }
+        result
     }
 
     pub fn call_with_key(
@@ -61,21 +77,7 @@ impl Harness {
             now_ms: self.now,
             request_id: "test".into(),
         };
-        // A call's writes and events are kept only when it succeeds, as on the host.
-        self.store.begin();
-        let result = dispatch(
-            &mut self.store,
-            &self.config,
-            &ctx,
-            operation,
-            input.clone(),
-        );
-        self.store.end(result.is_ok());
-        if let Ok(output) = &result {
-            self.samples
-                .push(json!({"operation": operation, "input": input, "output": output}));
-        }
-        result
+        self.invoke(&ctx, input)
     }
 
     pub fn call(&mut self, operation: &str, input: Value) -> Result<Value, Error> {
@@ -110,6 +112,19 @@ impl Harness {
         )
     }
 
+    /// Ingests `(at_ms, payload)` events of `kind` in order; returns their outcomes (one
+    /// rule each).
+    pub fn outcomes(
+        &mut self,
+        kind: &str,
+        events: impl IntoIterator<Item = (i64, Value)>,
+    ) -> Vec<String> {
+        events
+            .into_iter()
+            .map(|(at_ms, payload)| Self::outcome(&self.ingest(kind, payload, at_ms)).0)
+            .collect()
+    }
+
     pub fn alarm(&mut self, id: &str) -> Value {
         self.ok("get-alarm", json!({"id": id}))
     }
@@ -119,7 +134,7 @@ impl Harness {
         self.store
             .take_events()
             .into_iter()
-            .map(|k| k.trim_start_matches("alert-rules.").to_owned())
+            .map(|(kind, _)| kind.trim_start_matches("alert-rules.").to_owned())
             .collect()
     }
 }
@@ -149,21 +164,37 @@ impl Drop for Harness {
     }
 }
 
-fn conflict(result: Result<Value, Error>) -> String {
+/// How many keys of `store` start with `prefix`.
+pub fn count(store: &MemoryStore, prefix: &str) -> usize {
+    store.data.keys().filter(|k| k.starts_with(prefix)).count()
+}
+
+/// What the host refuses: keys of 1 to 512 bytes, event payloads that are objects.
+fn check_host_limits(store: &MemoryStore) {
+    for key in store.data.keys() {
+        assert!(!key.is_empty() && key.len() <= 512, "bad key {key:?}");
+    }
+    for (kind, payload) in &store.events {
+        assert!(payload.is_object(), "{kind}: event payloads are objects");
+    }
+}
+
+/// The message of a refusal of the expected kind; panics on any other result.
+pub fn conflict<T: std::fmt::Debug>(result: Result<T, Error>) -> String {
     match result {
         Err(Error::Conflict(m)) => m,
         other => panic!("expected a conflict, got {other:?}"),
     }
 }
 
-fn not_found(result: Result<Value, Error>) -> String {
+pub fn not_found<T: std::fmt::Debug>(result: Result<T, Error>) -> String {
     match result {
         Err(Error::NotFound(m)) => m,
         other => panic!("expected not-found, got {other:?}"),
     }
 }
 
-fn invalid(result: Result<Value, Error>) -> String {
+pub fn invalid<T: std::fmt::Debug>(result: Result<T, Error>) -> String {
     match result {
         Err(Error::InvalidInput(m)) => m,
         other => panic!("expected invalid-input, got {other:?}"),
@@ -349,7 +380,7 @@ fn why_an_event_does_not_match() {
     assert_eq!(out["results"][0]["reason"], "rule smoke is disabled");
     assert_eq!(h.events(), Vec::<String>::new());
     assert_eq!(
-        h.store.count(keys::SLOT),
+        count(&h.store, keys::SLOT),
         0,
         "nothing tracked for non-matches"
     );
@@ -399,8 +430,7 @@ fn crowd_gathering_needs_ten_minutes_of_crowd() {
     h.install("crowd-gathering");
     let crowd =
         |count: u32| json!({"camera": "cam-square-2", "zone": "central square", "count": count});
-    let mut outcomes = Vec::new();
-    for (minute, count) in [
+    let reports = [
         (0, 14),
         (2, 15),
         (4, 12),
@@ -411,10 +441,11 @@ fn crowd_gathering_needs_ten_minutes_of_crowd() {
         (14, 20),
         (16, 20),
         (18, 22),
-    ] {
-        let out = h.ingest("camera.crowd-detected", crowd(count), T0 + minute * MIN);
-        outcomes.push(Harness::outcome(&out).0);
-    }
+    ];
+    let outcomes = h.outcomes(
+        "camera.crowd-detected",
+        reports.map(|(minute, count)| (T0 + minute * MIN, crowd(count))),
+    );
     // The crowd thinned at minute 6 (3 people): the state restarted at minute 8 and had
     // lasted ten minutes at minute 18.
     assert_eq!(
@@ -451,11 +482,11 @@ fn water_level_needs_three_high_readings_within_fifteen_minutes() {
     let mut h = Harness::bare();
     h.install("manhole-water-level");
     let level = |pct: u32| json!({"cover": "mh-017", "water_level_pct": pct});
-    let mut outcomes = Vec::new();
-    for (minute, pct) in [(0, 85), (5, 40), (10, 88), (20, 90), (24, 91)] {
-        outcomes
-            .push(Harness::outcome(&h.ingest("manhole.status", level(pct), T0 + minute * MIN)).0);
-    }
+    let readings = [(0, 85), (5, 40), (10, 88), (20, 90), (24, 91)];
+    let outcomes = h.outcomes(
+        "manhole.status",
+        readings.map(|(minute, pct)| (T0 + minute * MIN, level(pct))),
+    );
     // 0, 10 and 20 span 20 minutes: only at 24 are three readings (10, 20, 24) within 15.
     assert_eq!(
         outcomes,
@@ -529,10 +560,7 @@ fn every_template_raises_an_alarm_for_its_realistic_event() {
                 (times, expected)
             }
         };
-        let outcomes: Vec<String> = times
-            .iter()
-            .map(|&at| Harness::outcome(&h.ingest(kind, payload.clone(), at)).0)
-            .collect();
+        let outcomes = h.outcomes(kind, times.iter().map(|&at| (at, payload.clone())));
         assert_eq!(outcomes, expected, "{}", t.id);
         let alarm = h.alarm("alm-000001");
         assert_eq!(alarm["rule"], t.id);
@@ -563,61 +591,57 @@ fn templates_tell_their_incidents_apart() {
     h.install("wristband-no-activity");
     h.install("fire-lane-blocked");
     let parked = |plate: &str, zone: &str| json!({"camera": "c", "plate": plate, "zone": zone});
-    let out = h.ingest(
-        "camera.illegal-parking",
-        parked("ZA12345", "north-gate"),
-        T0,
-    );
-    assert_eq!(out["results"][0]["dedupe_key"], "ZA12345:north-gate");
-    let out = h.ingest(
-        "camera.illegal-parking",
-        parked("UNKNOWN", "north-gate"),
-        T0,
-    );
-    assert_eq!(
-        out["results"][0]["reason"],
-        "condition 1: plate is \"UNKNOWN\", not ne \"UNKNOWN\""
-    );
-    let out = h.ingest(
-        "camera.object-thrown",
-        json!({"building": "3", "floor": 15}),
-        T0,
-    );
-    assert_eq!(
-        out["results"][0]["reason"],
-        "no dedupe key ({building}-{floor}-{window}): field window is missing"
-    );
-    let out = h.ingest(
-        "wristband.heart-rate",
-        json!({"wristband": "wb-1", "bpm": 72}),
-        T0,
-    );
-    assert_eq!(Harness::outcome(&out).0, "no-match");
-    let out = h.ingest(
-        "wristband.heart-rate",
-        json!({"wristband": "wb-1", "bpm": 35}),
-        T0,
-    );
-    assert_eq!(
-        Harness::outcome(&out).0,
-        "pending",
-        "a low heart rate counts too"
-    );
-    let out = h.ingest(
-        "wristband.activity",
-        json!({"wristband": "wb-1", "steps": 120}),
-        T0,
-    );
-    assert_eq!(Harness::outcome(&out).0, "no-match");
-    let out = h.ingest(
-        "camera.fire-lane-blocked",
-        json!({"camera": "c", "lane": "l", "object": "person"}),
-        T0,
-    );
-    assert_eq!(
-        out["results"][0]["reason"],
-        "condition 1: object is \"person\", not in [\"vehicle\",\"tricycle\",\"bicycle\",\"debris\"]"
-    );
+    // One event each, and what the result of its one rule says (field, value).
+    let cases = [
+        (
+            "camera.illegal-parking",
+            parked("ZA12345", "north-gate"),
+            "dedupe_key",
+            "ZA12345:north-gate",
+        ),
+        (
+            "camera.illegal-parking",
+            parked("UNKNOWN", "north-gate"),
+            "reason",
+            "condition 1: plate is \"UNKNOWN\", not ne \"UNKNOWN\"",
+        ),
+        (
+            "camera.object-thrown",
+            json!({"building": "3", "floor": 15}),
+            "reason",
+            "no dedupe key ({building}-{floor}-{window}): field window is missing",
+        ),
+        (
+            "wristband.heart-rate",
+            json!({"wristband": "wb-1", "bpm": 72}),
+            "outcome",
+            "no-match",
+        ),
+        // A low heart rate counts too.
+        (
+            "wristband.heart-rate",
+            json!({"wristband": "wb-1", "bpm": 35}),
+            "outcome",
+            "pending",
+        ),
+        (
+            "wristband.activity",
+            json!({"wristband": "wb-1", "steps": 120}),
+            "outcome",
+            "no-match",
+        ),
+        (
+            "camera.fire-lane-blocked",
+            json!({"camera": "c", "lane": "l", "object": "person"}),
+            "reason",
+            "condition 1: object is \"person\", not in [\"vehicle\",\"tricycle\",\"bicycle\",\"debris\"]",
+        ),
+    ];
+    for (kind, payload, field, expected) in cases {
+        let out = h.ingest(kind, payload.clone(), T0);
+        Harness::outcome(&out); // one rule's result
+        assert_eq!(out["results"][0][field], expected, "{kind} {payload}");
+    }
 }
 
 // ---------------------------------------------------------------- the alarm lifecycle
@@ -656,8 +680,8 @@ fn raised_acknowledged_cleared() {
     );
     assert_eq!(cleared["acknowledged"], acked["acknowledged"]);
     assert_eq!(h.events(), ["alarm-acknowledged", "alarm-cleared"]);
-    assert_eq!(h.store.count(keys::OPEN), 0);
-    assert_eq!(h.store.count(keys::DUE), 0);
+    assert_eq!(count(&h.store, keys::OPEN), 0);
+    assert_eq!(count(&h.store, keys::DUE), 0);
 }
 
 #[test]
@@ -875,7 +899,7 @@ fn the_sweep_escalates_due_alarms_soonest_first_in_batches() {
         ]
     );
     assert_eq!(h.alarm("alm-000002")["state"], "raised", "never escalates");
-    assert_eq!(h.store.count(keys::DUE), 0);
+    assert_eq!(count(&h.store, keys::DUE), 0);
 }
 
 // ---------------------------------------------------------------- cooldown
@@ -917,7 +941,7 @@ fn without_cooldown_the_next_event_raises_a_new_alarm_at_once() {
     let id = raised_smoke(&mut h);
     h.ok("acknowledge-alarm", json!({"id": id, "by": "wang"}));
     h.ok("clear-alarm", json!({"id": id, "by": "wang"}));
-    assert_eq!(h.store.count(keys::SLOT), 0, "nothing left to remember");
+    assert_eq!(count(&h.store, keys::SLOT), 0, "nothing left to remember");
     let out = h.ingest("sensor.smoke", json!({"sensor": "s1", "ppm": 900}), h.now);
     assert_eq!(
         Harness::outcome(&out),
@@ -944,7 +968,7 @@ fn deleting_a_rule_keeps_its_alarms() {
         "cleared"
     );
     assert_eq!(
-        h.store.count(keys::SLOT),
+        count(&h.store, keys::SLOT),
         0,
         "no cooldown for a deleted rule"
     );
@@ -1152,10 +1176,10 @@ fn every_changing_operation_replays_by_idempotency_key() {
         assert!(m.contains("with another input"), "{m}");
     }
     // Reads do not store replays.
-    let before = h.store.count("idem/");
+    let before = count(&h.store, "idem/");
     h.call_with_key("list-alarms", Some("read-1"), json!({}))
         .expect("list");
-    assert_eq!(h.store.count("idem/"), before);
+    assert_eq!(count(&h.store, "idem/"), before);
 }
 
 #[test]
@@ -1200,7 +1224,7 @@ fn purge_removes_old_records_and_keeps_recent_ones() {
         h.now,
     ); // a pending window
     // s0: cooldown over; s1: cooling down; s2: open alarm; c: a moving window.
-    assert_eq!(h.store.count(keys::SLOT), 4);
+    assert_eq!(count(&h.store, keys::SLOT), 4);
 
     // Ten days on: replays and event ids are past their day; no alarm is 30 days cleared;
     // s0's slot has nothing left.
@@ -1209,7 +1233,7 @@ fn purge_removes_old_records_and_keeps_recent_ones() {
         out,
         json!({"alarms_deleted": 0, "records_deleted": 6, "slots_deleted": 1, "more": false})
     );
-    assert_eq!((h.store.count("idem/"), h.store.count("evt/")), (0, 0));
+    assert_eq!((count(&h.store, "idem/"), count(&h.store, "evt/")), (0, 0));
     // A retried event id after that is new again.
     let out = h.ok(
         "ingest",
@@ -1238,7 +1262,7 @@ fn purge_removes_old_records_and_keeps_recent_ones() {
         "escalated",
         "open alarms are never purged"
     );
-    assert_eq!(h.store.count(keys::SLOT), 1);
+    assert_eq!(count(&h.store, keys::SLOT), 1);
 }
 
 #[test]
@@ -1260,8 +1284,8 @@ fn purge_walks_slots_a_page_at_a_time() {
         (last["slots_deleted"].as_u64(), last["more"].as_bool()),
         (Some(1), Some(false))
     );
-    assert_eq!(h.store.count(keys::SLOT), 0);
-    assert_eq!(h.store.count(keys::SLOT_CURSOR), 0);
+    assert_eq!(count(&h.store, keys::SLOT), 0);
+    assert_eq!(count(&h.store, keys::SLOT_CURSOR), 0);
 }
 
 #[test]

@@ -2,6 +2,8 @@
 //! epoch (UTC), taken from the event (`at_ms`) or from the host (`ctx.now_ms`); messages
 //! show them as RFC 3339 UTC so that an admin can read them.
 
+use courtyard_sdk::time::civil_from_days;
+
 /// `ms` as `2099-12-01T10:00:00Z` (seconds precision, UTC).
 pub fn fmt_ms(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
@@ -19,20 +21,6 @@ pub fn fmt_ms(ms: i64) -> String {
 /// A duration in milliseconds as whole seconds (rounded down), for messages.
 pub fn secs(ms: i64) -> i64 {
     ms.div_euclid(1000)
-}
-
-/// (year, month, day) of a day count since 1970-01-01 (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@
 //! - `count`: the rule fires on every matching event once at least `count` matching events
 //!   (this one included) fall within `window_seconds` of the newest.
 
+use crate::store::{Store, save};
 use courtyard_sdk::Error;
 use serde::{Deserialize, Serialize};
 
@@ -60,42 +61,44 @@ fn default_gap() -> u32 {
 impl Trigger {
     /// Checks the trigger's numbers.
     pub fn check(&self) -> Result<(), Error> {
-        let bad = |m: String| Err(Error::invalid_input(m));
         match *self {
             Self::Each {} => Ok(()),
             Self::Duration {
                 seconds,
                 max_gap_seconds,
             } => {
-                if !(1..=MAX_SECONDS).contains(&seconds) {
-                    return bad(format!(
-                        "trigger.seconds must be 1 to {MAX_SECONDS} (7 days); it is {seconds}"
-                    ));
-                }
-                if !(1..=MAX_WINDOW_SECONDS).contains(&max_gap_seconds) {
-                    return bad(format!(
-                        "trigger.max_gap_seconds must be 1 to {MAX_WINDOW_SECONDS} (1 day); it is {max_gap_seconds}"
-                    ));
-                }
-                Ok(())
+                within("seconds", seconds, MAX_SECONDS, " (7 days)")?;
+                within(
+                    "max_gap_seconds",
+                    max_gap_seconds,
+                    MAX_WINDOW_SECONDS,
+                    " (1 day)",
+                )
             }
             Self::Count {
                 count,
                 window_seconds,
             } => {
-                if !(1..=MAX_COUNT).contains(&count) {
-                    return bad(format!(
-                        "trigger.count must be 1 to {MAX_COUNT}; it is {count}"
-                    ));
-                }
-                if !(1..=MAX_WINDOW_SECONDS).contains(&window_seconds) {
-                    return bad(format!(
-                        "trigger.window_seconds must be 1 to {MAX_WINDOW_SECONDS} (1 day); it is {window_seconds}"
-                    ));
-                }
-                Ok(())
+                within("count", count, MAX_COUNT, "")?;
+                within(
+                    "window_seconds",
+                    window_seconds,
+                    MAX_WINDOW_SECONDS,
+                    " (1 day)",
+                )
             }
         }
+    }
+}
+
+/// Refuses `trigger.{field}` unless it is 1 to `max` (`max_note` says how long `max` is).
+fn within(field: &str, value: u32, max: u32, max_note: &str) -> Result<(), Error> {
+    if (1..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(Error::invalid_input(format!(
+            "trigger.{field} must be 1 to {max}{max_note}; it is {value}"
+        )))
     }
 }
 
@@ -232,6 +235,15 @@ impl Slot {
     }
 }
 
+/// Stores the slot under `key`, or removes it when it holds nothing worth keeping.
+pub fn put_slot(store: &mut impl Store, key: &str, slot: &Slot, now_ms: i64) -> Result<(), Error> {
+    if slot.is_idle(now_ms) {
+        store.delete(key)
+    } else {
+        save(store, key, slot)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,6 +254,13 @@ mod tests {
         Trigger::Duration {
             seconds,
             max_gap_seconds: gap,
+        }
+    }
+
+    fn count(count: u32, window_seconds: u32) -> Trigger {
+        Trigger::Count {
+            count,
+            window_seconds,
         }
     }
 
@@ -317,17 +336,8 @@ mod tests {
         assert!(matches!(s.hit(&t, 10 * MIN), Verdict::Pending(_)));
         // Count and each triggers ignore misses.
         let mut c = Slot::default();
-        c.hit(
-            &Trigger::Count {
-                count: 3,
-                window_seconds: 60,
-            },
-            0,
-        );
-        assert!(!c.miss(&Trigger::Count {
-            count: 3,
-            window_seconds: 60
-        }));
+        c.hit(&count(3, 60), 0);
+        assert!(!c.miss(&count(3, 60)));
         assert_eq!(c.hits, [0]);
     }
 
@@ -349,10 +359,7 @@ mod tests {
 
     #[test]
     fn count_fires_with_enough_events_in_the_window() {
-        let t = Trigger::Count {
-            count: 3,
-            window_seconds: 300,
-        };
+        let t = count(3, 300);
         let mut s = Slot::default();
         assert_eq!(
             s.hit(&t, 0),
@@ -377,10 +384,7 @@ mod tests {
 
     #[test]
     fn count_forgets_events_that_left_the_window() {
-        let t = Trigger::Count {
-            count: 3,
-            window_seconds: 300,
-        };
+        let t = count(3, 300);
         let mut s = Slot::default();
         s.hit(&t, 0);
         s.hit(&t, MIN);
@@ -397,16 +401,7 @@ mod tests {
     #[test]
     fn count_of_one_fires_at_once() {
         let mut s = Slot::default();
-        assert_eq!(
-            s.hit(
-                &Trigger::Count {
-                    count: 1,
-                    window_seconds: 1
-                },
-                7
-            ),
-            Verdict::Fire
-        );
+        assert_eq!(s.hit(&count(1, 1), 7), Verdict::Fire);
     }
 
     #[test]
@@ -451,28 +446,34 @@ mod tests {
     fn trigger_numbers_are_checked() {
         assert!(Trigger::Each {}.check().is_ok());
         assert!(duration(600, 120).check().is_ok());
-        for bad in [
-            duration(0, 120),
-            duration(MAX_SECONDS + 1, 120),
-            duration(60, 0),
-            duration(60, MAX_WINDOW_SECONDS + 1),
-            Trigger::Count {
-                count: 0,
-                window_seconds: 60,
-            },
-            Trigger::Count {
-                count: MAX_COUNT + 1,
-                window_seconds: 60,
-            },
-            Trigger::Count {
-                count: 2,
-                window_seconds: 0,
-            },
+        for (bad, message) in [
+            (
+                duration(0, 120),
+                "trigger.seconds must be 1 to 604800 (7 days); it is 0",
+            ),
+            (
+                duration(MAX_SECONDS + 1, 120),
+                "trigger.seconds must be 1 to 604800 (7 days); it is 604801",
+            ),
+            (
+                duration(60, 0),
+                "trigger.max_gap_seconds must be 1 to 86400 (1 day); it is 0",
+            ),
+            (
+                duration(60, MAX_WINDOW_SECONDS + 1),
+                "trigger.max_gap_seconds must be 1 to 86400 (1 day); it is 86401",
+            ),
+            (count(0, 60), "trigger.count must be 1 to 100; it is 0"),
+            (
+                count(MAX_COUNT + 1, 60),
+                "trigger.count must be 1 to 100; it is 101",
+            ),
+            (
+                count(2, 0),
+                "trigger.window_seconds must be 1 to 86400 (1 day); it is 0",
+            ),
         ] {
-            assert!(
-                matches!(bad.check(), Err(Error::InvalidInput(m)) if m.contains("must be")),
-                "{bad:?}"
-            );
+            assert_eq!(bad.check(), Err(Error::invalid_input(message)), "{bad:?}");
         }
     }
 
@@ -482,11 +483,7 @@ mod tests {
             serde_json::from_str(r#"{"type": "duration", "seconds": 600}"#).expect("valid");
         assert_eq!(t, duration(600, DEFAULT_GAP_SECONDS));
         assert_eq!(
-            serde_json::to_value(Trigger::Count {
-                count: 3,
-                window_seconds: 60
-            })
-            .expect("json"),
+            serde_json::to_value(count(3, 60)).expect("json"),
             serde_json::json!({"type": "count", "count": 3, "window_seconds": 60})
         );
         assert!(serde_json::from_str::<Trigger>(r#"{"type": "each", "x": 1}"#).is_err());

@@ -209,28 +209,12 @@ mod tests {
         let c = Config::default();
         let order = dispatch(&mut s, &c, call(None), "place-order", order_body()).expect("place");
         let body = json!({"order_id": order["order_id"]});
-        let first = dispatch(
-            &mut s,
-            &c,
-            call(Some("acc-1")),
-            "accept-order",
-            body.clone(),
-        )
-        .expect("accept");
-        let again = dispatch(
-            &mut s,
-            &c,
-            call(Some("acc-1")),
-            "accept-order",
-            body.clone(),
-        )
-        .expect("replay");
+        let mut accept = |key| dispatch(&mut s, &c, call(key), "accept-order", body.clone());
+        let first = accept(Some("acc-1")).expect("accept");
+        let again = accept(Some("acc-1")).expect("replay");
         assert_eq!(first, again);
         // Without the key, the retry is refused by the state machine.
-        assert_conflict(
-            dispatch(&mut s, &c, call(None), "accept-order", body),
-            "is already accepted",
-        );
+        assert_conflict(accept(None), "is already accepted");
     }
 
     #[test]

@@ -10,9 +10,9 @@
 use crate::api::{self, Call};
 use crate::config::Config;
 use crate::events;
-use crate::store::mem::MemStore;
-use crate::testing::{NOW, local_ms};
+use crate::testing::{NOW, assert_host_limits, event_kinds, local_ms};
 use courtyard_sdk::Error;
+use courtyard_sdk::testing::{MemoryStore, difference, doc_steps, error_body, run_doc_example};
 use serde_json::{Value, json};
 
 fn manifest() -> Value {
@@ -168,23 +168,11 @@ fn problems(schema: &Value, v: &Value) -> Vec<String> {
     errors
 }
 
-/// The host's error body for a plugin error.
-fn error_body(e: &Error) -> Value {
-    let (code, message) = match e {
-        Error::InvalidInput(m) => ("invalid_input", m),
-        Error::NotFound(m) => ("not_found", m),
-        Error::Conflict(m) => ("conflict", m),
-        Error::Unavailable(m) => ("unavailable", m),
-        Error::Internal(m) => panic!("internal error (a bug): {m}"),
-    };
-    json!({"error": {"code": code, "message": message}})
-}
-
 /// One community's host, as far as the plugin can tell: schemas checked on the way in
 /// and out, all-or-nothing calls.
 struct Host {
     manifest: Value,
-    store: MemStore,
+    store: MemoryStore,
     config: Config,
     now_ms: i64,
 }
@@ -193,36 +181,43 @@ impl Host {
     fn new(now_ms: i64) -> Self {
         Self {
             manifest: manifest(),
-            store: MemStore::default(),
+            store: MemoryStore::default(),
             config: Config::default(),
             now_ms,
         }
     }
 
-    /// Invokes like the HTTP route; returns the response body.
-    fn invoke(&mut self, operation: &str, key: Option<&str>, input: Value) -> Value {
+    /// The host's answer to an input the operation's input schema refuses, if it does.
+    fn schema_refusal(&self, operation: &str, input: &Value) -> Option<Value> {
         let op = &self.manifest["operations"][operation];
         assert!(op.is_object(), "the manifest has no operation {operation}");
-        let errors = problems(&op["input"], &input);
-        if !errors.is_empty() {
-            return json!({"error": {
+        let errors = problems(&op["input"], input);
+        (!errors.is_empty()).then(|| {
+            json!({"error": {
                 "code": "invalid_input",
                 "message": format!("the input does not match the input schema of canteen/{operation}"),
                 "details": errors,
-            }});
-        }
+            }})
+        })
+    }
+
+    /// Runs the plugin all or nothing on an input the schema admits; asserts that an
+    /// output and its events satisfy their schemas and the host's limits, and that the
+    /// plugin fails only as the caller's fault (an internal error is a bug).
+    fn call(&mut self, operation: &str, key: Option<&str>, input: Value) -> Result<Value, Error> {
+        let op = &self.manifest["operations"][operation];
         let events_before = self.store.events.len();
         let call = Call {
             now_ms: self.now_ms,
             idempotency_key: key,
         };
-        let config = self.config.clone();
-        match self
+        let config = &self.config;
+        let result = self
             .store
-            .call(|s| api::dispatch(s, &config, call, operation, input))
-        {
+            .call(|s| api::dispatch(s, config, call, operation, input));
+        match &result {
             Ok(output) => {
-                let errors = problems(&op["output"], &output);
+                let errors = problems(&op["output"], output);
                 assert!(errors.is_empty(), "{operation} output {output}: {errors:?}");
                 for (kind, payload) in &self.store.events[events_before..] {
                     let decl = &self.manifest["events"][kind];
@@ -230,9 +225,21 @@ impl Host {
                     let errors = problems(&decl["payload"], payload);
                     assert!(errors.is_empty(), "{kind} payload {payload}: {errors:?}");
                 }
-                output
+                assert_host_limits(&self.store);
             }
-            Err(e) => error_body(&e),
+            Err(Error::Internal(m)) => panic!("internal error (a bug): {m}"),
+            Err(_) => {}
+        }
+        result
+    }
+
+    /// Invokes like the HTTP route; returns the response body.
+    fn invoke(&mut self, operation: &str, key: Option<&str>, input: Value) -> Value {
+        match self.schema_refusal(operation, &input) {
+            Some(refusal) => refusal,
+            None => self
+                .call(operation, key, input)
+                .unwrap_or_else(|e| error_body(&e)),
         }
     }
 }
@@ -439,7 +446,7 @@ fn every_operation_satisfies_its_schemas() {
         assert!(out.get("error").is_none(), "{op} {input}: {out}");
     }
     // Every operation ran, and every event kind was emitted (slot-closed by close-slot).
-    let mut kinds: Vec<&str> = h.store.event_kinds();
+    let mut kinds: Vec<&str> = event_kinds(&h.store);
     kinds.sort_unstable();
     kinds.dedup();
     let mut all = events::ALL.to_vec();
@@ -480,138 +487,77 @@ fn schema_refusals_look_like_the_hosts() {
 
 // -- the worked example of the doc --------------------------------------------------
 
-/// One step of the worked example.
-#[derive(Debug)]
-struct Step {
-    community: String,
-    operation: String,
-    key: Option<String>,
-    input: Value,
-    expected: Value,
-}
+/// How every command of the worked example starts.
+const COMMAND: &str = "curl -s -X POST localhost:8080/v1/communities/";
 
-const URL_PREFIX: &str = "curl -s -X POST localhost:8080/v1/communities/";
-
-fn parse_curl(command: &str) -> (String, String, Option<String>, Value) {
-    let line = command.replace("\\\n", " ");
-    let line = line.split_whitespace().collect::<Vec<_>>().join(" ");
-    let rest = line
-        .strip_prefix(URL_PREFIX)
-        .unwrap_or_else(|| panic!("step does not start with {URL_PREFIX:?}: {line}"));
-    let (path, rest) = rest.split_once(' ').expect("headers follow the URL");
-    let parts: Vec<&str> = path.split('/').collect();
-    assert_eq!(parts.len(), 5, "{path}");
-    assert_eq!(
-        (parts[1], parts[2], parts[3]),
-        ("plugins", "canteen", "invoke"),
-        "{path}"
-    );
-    let rest = rest
-        .strip_prefix("-H 'Content-Type: application/json' ")
-        .unwrap_or_else(|| panic!("Content-Type header first: {rest}"));
-    let (key, rest) = match rest.strip_prefix("-H 'Idempotency-Key: ") {
-        Some(r) => {
-            let (key, r) = r.split_once("' ").expect("end of the key");
-            (Some(key.to_owned()), r)
+/// Checks the form of the worked example's blocks (the SDK's runner reads only the URL,
+/// the key and the body): `sh` blocks are complete commands, and no other kind of block
+/// comes between the steps.
+fn check_example_blocks(doc: &str) {
+    let example = doc
+        .split("## Worked example")
+        .nth(1)
+        .expect("a worked example section");
+    for block in example.split("```").skip(1).step_by(2) {
+        let (info, body) = block.split_once('\n').unwrap_or((block, ""));
+        match info.trim_end() {
+            "sh" => assert!(
+                body.starts_with(COMMAND) && body.contains(" -H 'Content-Type: application/json' "),
+                "a step is `{COMMAND}... -H 'Content-Type: application/json' ...`: {body}"
+            ),
+            "json" => {}
+            other => panic!("unexpected fence {other:?} in the worked example"),
         }
-        None => (None, rest),
-    };
-    let body = rest
-        .strip_prefix("-d '")
-        .and_then(|b| b.strip_suffix('\''))
-        .unwrap_or_else(|| panic!("a -d '<JSON>' body last: {rest}"));
-    let input = serde_json::from_str(body).unwrap_or_else(|e| panic!("body {body}: {e}"));
-    (parts[0].to_owned(), parts[4].to_owned(), key, input)
+    }
 }
 
-fn doc_steps() -> Vec<Step> {
+/// Runs the worked example from `start_ms` against a fresh host per community: the steps
+/// the host refuses by the input schema are refused alike by the checker here, the others
+/// give the documented responses.
+fn run_worked_example(start_ms: i64) {
     let doc = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../docs/plugins/canteen.md"
     ))
     .expect("docs/plugins/canteen.md");
-    let example = doc
-        .split("## Worked example")
-        .nth(1)
-        .expect("a worked example section");
-    let mut steps = Vec::new();
-    let mut pending: Option<String> = None;
-    let mut lines = example.lines();
-    while let Some(line) = lines.next() {
-        let fence = line.trim_end();
-        if fence == "```sh" || fence == "```json" {
-            let mut block = String::new();
-            for l in lines.by_ref() {
-                if l.trim_end() == "```" {
-                    break;
-                }
-                block.push_str(l);
-                block.push('\n');
-            }
-            if fence == "```sh" {
-                assert!(
-                    pending.is_none(),
-                    "a sh block without its json block: {pending:?}"
-                );
-                pending = Some(block);
-            } else {
-                let command = pending.take().expect("a json block follows a sh block");
-                let (community, operation, key, input) = parse_curl(&command);
-                let expected = serde_json::from_str(&block)
-                    .unwrap_or_else(|e| panic!("expected {block}: {e}"));
-                steps.push(Step {
-                    community,
-                    operation,
-                    key,
-                    input,
-                    expected,
-                });
-            }
-        } else if fence.starts_with("```") {
-            panic!("unexpected fence {fence:?} in the worked example");
-        }
-    }
-    assert!(pending.is_none(), "the last sh block has no json block");
-    steps
-}
-
-/// Structural equality with "<any>" as a wildcard.
-fn matches(expected: &Value, got: &Value) -> bool {
-    match (expected, got) {
-        (Value::String(s), _) if s == "<any>" => true,
-        (Value::Object(e), Value::Object(g)) => {
-            e.len() == g.len()
-                && e.iter()
-                    .all(|(k, v)| g.get(k).is_some_and(|gv| matches(v, gv)))
-        }
-        (Value::Array(e), Value::Array(g)) => {
-            e.len() == g.len() && e.iter().zip(g).all(|(a, b)| matches(a, b))
-        }
-        (e, g) => e == g,
-    }
-}
-
-fn run_worked_example(now_ms: i64) {
-    let steps = doc_steps();
+    check_example_blocks(&doc);
+    let steps = doc_steps(&doc);
     assert!((8..=20).contains(&steps.len()), "{} steps", steps.len());
-    let mut hosts: std::collections::BTreeMap<String, Host> = Default::default();
+    let schema = Host::new(start_ms);
     let mut refusals = 0;
-    for (i, step) in steps.iter().enumerate() {
-        let host = hosts
-            .entry(step.community.clone())
-            .or_insert_with(|| Host::new(now_ms));
-        let got = host.invoke(&step.operation, step.key.as_deref(), step.input.clone());
-        assert!(
-            matches(&step.expected, &got),
-            "step {} ({} {}): expected\n{}\ngot\n{}",
-            i + 1,
-            step.operation,
-            step.input,
-            step.expected,
-            serde_json::to_string(&got).expect("json")
-        );
-        refusals += usize::from(got.get("error").is_some());
+    for step in &steps {
+        assert_eq!(step.plugin, "canteen", "line {}", step.line);
+        if step.refused_by_schema() {
+            let refusal = schema
+                .schema_refusal(&step.operation, &step.input)
+                .unwrap_or_else(|| panic!("line {}: the input schema admits it", step.line));
+            assert_eq!(
+                difference(&step.expected, &refusal),
+                None,
+                "line {}",
+                step.line
+            );
+            refusals += 1;
+        }
     }
+    let by_schema = refusals;
+    let mut hosts: std::collections::BTreeMap<String, Host> = Default::default();
+    let ran = run_doc_example(&doc, start_ms, |ctx, input| {
+        let host = hosts
+            .entry(ctx.community.clone())
+            .or_insert_with(|| Host::new(ctx.now_ms));
+        host.now_ms = ctx.now_ms;
+        assert_eq!(
+            host.schema_refusal(&ctx.operation, &input),
+            None,
+            "{}",
+            ctx.request_id
+        );
+        let result = host.call(&ctx.operation, ctx.idempotency_key.as_deref(), input);
+        refusals += usize::from(result.is_err());
+        result
+    });
+    assert_eq!(ran + by_schema, steps.len());
     assert!(refusals >= 2, "the example shows at least two refusals");
 }
 

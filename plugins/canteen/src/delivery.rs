@@ -7,7 +7,7 @@
 //! its run first (`unassign-delivery`), which is allowed until the run leaves.
 
 use crate::events::{self, OrderEvent};
-use crate::menu::Slot;
+use crate::menu::{self, Slot};
 use crate::orders::{self, Action, Fulfilment, Item, Order, OrderActionInput, OrderState};
 use crate::store::{self, Store, keys};
 use courtyard_sdk::Error;
@@ -107,26 +107,12 @@ pub struct RunRef {
 impl RunRef {
     /// Parses `2099-12-01-lunch-run-001`; not-found if it is not a run id.
     pub fn parse(id: &str) -> Result<Self, Error> {
-        let bad = || {
+        let (date, slot, seq) = menu::parse_slot_id(id, "-run-", 3).ok_or_else(|| {
             Error::not_found(format!(
                 "there is no delivery run {id:?}; run ids look like 2099-12-01-lunch-run-001"
             ))
-        };
-        let (rest, seq) = id.rsplit_once("-run-").ok_or_else(bad)?;
-        if seq.len() != 3 || !seq.bytes().all(|b| b.is_ascii_digit()) || rest.len() < 12 {
-            return Err(bad());
-        }
-        let (date, slot) = rest.split_at(10);
-        let slot = slot
-            .strip_prefix('-')
-            .and_then(Slot::from_name)
-            .ok_or_else(bad)?;
-        crate::calendar::Date::parse(date).map_err(|_| bad())?;
-        Ok(Self {
-            date: date.to_owned(),
-            slot,
-            seq: seq.parse().map_err(|_| bad())?,
-        })
+        })?;
+        Ok(Self { date, slot, seq })
     }
 
     /// The id.
@@ -254,13 +240,16 @@ pub fn assign(store: &mut impl Store, now_ms: i64, input: AssignInput) -> Result
     for order in &batch {
         ensure_assignable(order)?;
     }
-    let seq_key = keys::run_seq(&date, slot);
-    let seq = store::load::<u32>(store, &seq_key)?.unwrap_or(0) + 1;
-    if seq > MAX_RUNS_PER_SLOT {
-        return Err(Error::conflict(format!(
-            "{slot} on {date} already has {MAX_RUNS_PER_SLOT} delivery runs, the most one slot can have"
-        )));
-    }
+    let seq = store::next_seq(
+        store,
+        &keys::run_seq(&date, slot),
+        MAX_RUNS_PER_SLOT,
+        || {
+            format!(
+                "{slot} on {date} already has {MAX_RUNS_PER_SLOT} delivery runs, the most one slot can have"
+            )
+        },
+    )?;
     let run_ref = RunRef {
         date: date.clone(),
         slot,
@@ -276,7 +265,6 @@ pub fn assign(store: &mut impl Store, now_ms: i64, input: AssignInput) -> Result
         created_at_ms: now_ms,
         started_at_ms: None,
     };
-    store::save(store, &seq_key, &seq)?;
     save(store, &run)?;
     for mut order in batch {
         order.courier = Some(run.courier.clone());
@@ -422,10 +410,10 @@ pub struct ListRunsOutput {
 
 /// `list-runs`: a day's delivery runs (a courier's, with `courier`).
 pub fn list(store: &mut impl Store, input: ListRunsInput) -> Result<ListRunsOutput, Error> {
-    crate::menu::parse_date(&input.date)?;
+    menu::parse_date(&input.date)?;
     let prefix = match input.slot {
-        Some(slot) => format!("run/{}/{}/", input.date, slot.index()),
-        None => format!("run/{}/", input.date),
+        Some(slot) => keys::run_slot_prefix(&input.date, slot),
+        None => keys::run_day_prefix(&input.date),
     };
     let mut runs = Vec::new();
     for (_, run) in store::scan_all::<Run>(store, &prefix)? {
@@ -439,6 +427,7 @@ pub fn list(store: &mut impl Store, input: ListRunsInput) -> Result<ListRunsOutp
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::orders::PlaceOrderInput;
     use crate::testing::*;
     use Fulfilment::{Delivery, Pickup};
     use OrderState::*;
@@ -459,6 +448,49 @@ mod tests {
         }
     }
 
+    fn unassign_input(order_id: &str, reason: Option<&str>) -> UnassignInput {
+        UnassignInput {
+            order_id: order_id.into(),
+            reason: reason.map(str::to_owned),
+            actor: None,
+        }
+    }
+
+    fn get_run(s: &mut MemoryStore, run_id: &str) -> RunView {
+        get(
+            s,
+            GetRunInput {
+                run_id: run_id.into(),
+            },
+        )
+        .expect("get run")
+    }
+
+    fn list_runs(s: &mut MemoryStore, slot: Option<Slot>, courier: Option<&str>) -> Vec<RunView> {
+        let input = ListRunsInput {
+            date: DAY.into(),
+            slot,
+            courier: courier.map(str::to_owned),
+        };
+        list(s, input).expect("list runs").runs
+    }
+
+    /// A ready delivery order of `r-old` ([`order_in_state`]), and a second order placed
+    /// with `second` (its slot's menu published first, if it is not lunch) and moved on
+    /// with `actions`: the store and the two ids.
+    fn ready_and_second(
+        second: PlaceOrderInput,
+        actions: &[Action],
+    ) -> (MemoryStore, String, String) {
+        let (mut s, a) = order_in_state(Delivery, Ready);
+        if second.slot != Slot::Lunch {
+            set_menu_for(&mut s, DAY, second.slot);
+        }
+        let b = place_id(&mut s, &Config::default(), second);
+        advance(&mut s, &b, actions);
+        (s, a, b)
+    }
+
     #[test]
     fn run_ids_parse() {
         let r = RunRef::parse("2099-12-01-dinner-run-007").expect("id");
@@ -476,17 +508,10 @@ mod tests {
 
     #[test]
     fn the_full_delivery_story() {
-        let (mut s, a) = order_in_state(Delivery, Ready);
-        let c = Config::default();
-        let b = place(
-            &mut s,
-            &c,
-            NOW,
+        let (mut s, a, b) = ready_and_second(
             order_input("r-limited", Delivery, &[("rice", 1)]),
-        )
-        .expect("b")
-        .order_id;
-        advance(&mut s, &b, &[Action::Accept]);
+            &[Action::Accept],
+        );
         let run = assign(&mut s, NOW, assign_input("volunteer Li", &[&a, &b])).expect("assign");
         assert_eq!(run.run_id, "2099-12-01-lunch-run-001");
         assert_eq!(run.status, RunStatus::Assigned);
@@ -520,14 +545,7 @@ mod tests {
             let o = mark_delivered(&mut s, NOW, action_input(id)).expect("delivered");
             assert_eq!(o.state, Delivered);
         }
-        let done = get(
-            &mut s,
-            GetRunInput {
-                run_id: run.run_id.clone(),
-            },
-        )
-        .expect("get");
-        assert_eq!(done.status, RunStatus::Completed);
+        assert_eq!(get_run(&mut s, &run.run_id).status, RunStatus::Completed);
         assert_eq!(
             s.events
                 .iter()
@@ -552,69 +570,28 @@ mod tests {
         }
         assert_eq!(s.data, before.data);
         // Taken off its run, it can go to someone else.
-        let o = unassign(
-            &mut s,
-            NOW,
-            UnassignInput {
-                order_id: a.clone(),
-                reason: Some("Li is ill".into()),
-                actor: None,
-            },
-        )
-        .expect("unassign");
+        let o = unassign(&mut s, NOW, unassign_input(&a, Some("Li is ill"))).expect("unassign");
         assert_eq!((o.courier, o.run_id), (None, None));
         let (kind, payload) = s.events.last().expect("event");
         assert_eq!(kind, events::DELIVERY_UNASSIGNED);
         assert_eq!(payload["courier"], "Li");
         assert_eq!(payload["reason"], "Li is ill");
-        let old = get(
-            &mut s,
-            GetRunInput {
-                run_id: "2099-12-01-lunch-run-001".into(),
-            },
-        )
-        .expect("old run");
-        assert!(old.stops.is_empty());
+        assert!(get_run(&mut s, "2099-12-01-lunch-run-001").stops.is_empty());
         let run = assign(&mut s, NOW, assign_input("Zhao", &[&a])).expect("again");
         assert_eq!(run.run_id, "2099-12-01-lunch-run-002");
         assert_conflict(
-            unassign(
-                &mut s,
-                NOW,
-                UnassignInput {
-                    order_id: a.clone(),
-                    reason: None,
-                    actor: None,
-                },
-            )
-            .and_then(|_| {
-                unassign(
-                    &mut s,
-                    NOW,
-                    UnassignInput {
-                        order_id: a.clone(),
-                        reason: None,
-                        actor: None,
-                    },
-                )
-            }),
+            unassign(&mut s, NOW, unassign_input(&a, None))
+                .and_then(|_| unassign(&mut s, NOW, unassign_input(&a, None))),
             "is not assigned to any delivery run",
         );
     }
 
     #[test]
     fn a_run_is_all_or_nothing() {
-        let (mut s, a) = order_in_state(Delivery, Ready);
-        let c = Config::default();
-        let p = place(
-            &mut s,
-            &c,
-            NOW,
+        let (mut s, a, p) = ready_and_second(
             order_input("r-young", Pickup, &[("rice", 1)]),
-        )
-        .expect("p")
-        .order_id;
-        advance(&mut s, &p, &[Action::Accept]);
+            &[Action::Accept],
+        );
         let before = s.clone();
         assert_conflict(
             s.call(|s| assign(s, NOW, assign_input("Li", &[&a, &p]))),
@@ -637,13 +614,9 @@ mod tests {
 
     #[test]
     fn a_run_serves_one_meal() {
-        let (mut s, a) = order_in_state(Delivery, Ready);
-        let c = Config::default();
-        set_menu_for(&mut s, DAY, Slot::Dinner);
-        let mut input = order_input("r-limited", Delivery, &[("rice", 1)]);
-        input.slot = Slot::Dinner;
-        let d = place(&mut s, &c, NOW, input).expect("dinner").order_id;
-        advance(&mut s, &d, &[Action::Accept]);
+        let mut dinner = order_input("r-limited", Delivery, &[("rice", 1)]);
+        dinner.slot = Slot::Dinner;
+        let (mut s, a, d) = ready_and_second(dinner, &[Action::Accept]);
         assert_invalid(
             assign(&mut s, NOW, assign_input("Li", &[&a, &d])),
             "a run serves one meal",
@@ -666,17 +639,7 @@ mod tests {
 
             // unassign-delivery, on an order assigned while it was accepted or ready.
             let (mut s, id) = assigned_order_in_state(from);
-            let r = s.call(|s| {
-                unassign(
-                    s,
-                    NOW,
-                    UnassignInput {
-                        order_id: id.clone(),
-                        reason: None,
-                        actor: None,
-                    },
-                )
-            });
+            let r = s.call(|s| unassign(s, NOW, unassign_input(&id, None)));
             match from {
                 Accepted | Ready => assert!(r.is_ok(), "unassign from {from}: {r:?}"),
                 Placed => assert_conflict(r, "is not assigned to any delivery run"),
@@ -723,17 +686,10 @@ mod tests {
 
     #[test]
     fn cancelled_orders_stay_on_their_run_and_are_skipped() {
-        let (mut s, a) = order_in_state(Delivery, Ready);
-        let c = Config::default();
-        let b = place(
-            &mut s,
-            &c,
-            NOW,
+        let (mut s, a, b) = ready_and_second(
             order_input("r-limited", Delivery, &[("rice", 1)]),
-        )
-        .expect("b")
-        .order_id;
-        advance(&mut s, &b, &[Action::Accept, Action::MarkReady]);
+            &[Action::Accept, Action::MarkReady],
+        );
         let run = assign(&mut s, NOW, assign_input("Li", &[&a, &b])).expect("assign");
         orders::cancel(&mut s, NOW, cancel_input(&b, orders::Role::Staff)).expect("cancel");
         let started = start(&mut s, NOW, run_id_input(&run.run_id)).expect("start");
@@ -741,55 +697,21 @@ mod tests {
         assert_eq!(states, [OutForDelivery, Cancelled]);
         // A failed delivery: the staff cancel it, and the run completes.
         orders::cancel(&mut s, NOW, cancel_input(&a, orders::Role::Staff)).expect("cancel");
-        let done = get(&mut s, GetRunInput { run_id: run.run_id }).expect("get");
-        assert_eq!(done.status, RunStatus::Completed);
+        assert_eq!(get_run(&mut s, &run.run_id).status, RunStatus::Completed);
     }
 
     #[test]
     fn list_runs_by_day_and_courier() {
-        let (mut s, a) = order_in_state(Delivery, Ready);
-        let c = Config::default();
-        let b = place(
-            &mut s,
-            &c,
-            NOW,
+        let (mut s, a, b) = ready_and_second(
             order_input("r-limited", Delivery, &[("rice", 1)]),
-        )
-        .expect("b")
-        .order_id;
-        advance(&mut s, &b, &[Action::Accept]);
+            &[Action::Accept],
+        );
         assign(&mut s, NOW, assign_input("Li", &[&a])).expect("li");
         assign(&mut s, NOW, assign_input("Zhao", &[&b])).expect("zhao");
-        let all = list(
-            &mut s,
-            ListRunsInput {
-                date: DAY.into(),
-                slot: None,
-                courier: None,
-            },
-        )
-        .expect("list");
-        assert_eq!(all.runs.len(), 2);
-        let zhao = list(
-            &mut s,
-            ListRunsInput {
-                date: DAY.into(),
-                slot: Some(Slot::Lunch),
-                courier: Some("Zhao".into()),
-            },
-        )
-        .expect("list");
-        assert_eq!(zhao.runs.len(), 1);
-        assert_eq!(zhao.runs[0].stops[0].order_id, b);
-        let none = list(
-            &mut s,
-            ListRunsInput {
-                date: DAY.into(),
-                slot: Some(Slot::Dinner),
-                courier: None,
-            },
-        )
-        .expect("list");
-        assert!(none.runs.is_empty());
+        assert_eq!(list_runs(&mut s, None, None).len(), 2);
+        let zhao = list_runs(&mut s, Some(Slot::Lunch), Some("Zhao"));
+        assert_eq!(zhao.len(), 1);
+        assert_eq!(zhao[0].stops[0].order_id, b);
+        assert!(list_runs(&mut s, Some(Slot::Dinner), None).is_empty());
     }
 }

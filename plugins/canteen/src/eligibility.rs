@@ -265,7 +265,6 @@ pub fn list(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::mem::MemStore;
     use crate::testing::*;
 
     fn resident(birth: &str, mobility_limited: bool) -> Resident {
@@ -283,15 +282,20 @@ mod tests {
         Date::parse("2099-12-01").expect("date")
     }
 
+    /// The decision for [`resident`] `(birth, mobility_limited)` on [`today`].
+    fn decide(birth: &str, mobility_limited: bool, config: &Config) -> Eligibility {
+        delivery_eligibility(&resident(birth, mobility_limited), config, today()).expect("e")
+    }
+
     #[test]
     fn age_qualifies_from_the_birthday_on() {
         let c = Config::default();
-        let e = delivery_eligibility(&resident("2039-12-01", false), &c, today()).expect("e");
+        let e = decide("2039-12-01", false, &c);
         assert_eq!(
             (e.age, e.eligible, e.reason.as_str()),
             (60, true, "aged 60 or over")
         );
-        let e = delivery_eligibility(&resident("2039-12-02", false), &c, today()).expect("e");
+        let e = decide("2039-12-02", false, &c);
         assert_eq!(e.age, 59);
         assert!(!e.eligible);
         assert_eq!(e.reason, "under 60 and not registered as mobility-limited");
@@ -299,9 +303,8 @@ mod tests {
 
     #[test]
     fn mobility_limited_qualifies_at_any_age_unless_switched_off() {
-        let young = resident("2060-01-01", true);
         let c = Config::default();
-        let e = delivery_eligibility(&young, &c, today()).expect("e");
+        let e = decide("2060-01-01", true, &c);
         assert_eq!(
             (e.eligible, e.reason.as_str()),
             (true, "registered as mobility-limited")
@@ -310,7 +313,7 @@ mod tests {
             delivery_for_mobility_limited: false,
             ..Config::default()
         };
-        let e = delivery_eligibility(&young, &c, today()).expect("e");
+        let e = decide("2060-01-01", true, &c);
         assert_eq!((e.eligible, e.reason.as_str()), (false, "under 60"));
     }
 
@@ -321,7 +324,7 @@ mod tests {
             delivery_enabled: false,
             ..Config::default()
         };
-        let e = delivery_eligibility(&old, &off, today()).expect("e");
+        let e = decide("1990-01-01", false, &off);
         assert!(!e.eligible);
         assert_conflict(
             ensure_delivery_allowed(&old, &off, today()),
@@ -331,7 +334,7 @@ mod tests {
             delivery_min_age: None,
             ..Config::default()
         };
-        let e = delivery_eligibility(&old, &no_age, today()).expect("e");
+        let e = decide("1990-01-01", false, &no_age);
         assert_eq!(
             (e.eligible, e.reason.as_str()),
             (false, "not registered as mobility-limited")
@@ -341,22 +344,14 @@ mod tests {
             delivery_for_mobility_limited: false,
             ..Config::default()
         };
-        let e = delivery_eligibility(&old, &nothing, today()).expect("e");
+        let e = decide("1990-01-01", false, &nothing);
         assert!(e.reason.contains("no delivery criterion"), "{}", e.reason);
         let seventy = Config {
             delivery_min_age: Some(70),
             ..Config::default()
         };
-        assert!(
-            delivery_eligibility(&resident("2029-12-01", false), &seventy, today())
-                .expect("e")
-                .eligible
-        );
-        assert!(
-            !delivery_eligibility(&resident("2030-12-01", false), &seventy, today())
-                .expect("e")
-                .eligible
-        );
+        assert!(decide("2029-12-01", false, &seventy).eligible);
+        assert!(!decide("2030-12-01", false, &seventy).eligible);
     }
 
     #[test]
@@ -371,7 +366,7 @@ mod tests {
 
     #[test]
     fn register_get_and_list() {
-        let mut s = MemStore::default();
+        let mut s = MemoryStore::default();
         let c = Config::default();
         let view = register(&mut s, &c, NOW, register_input("r-2", "2030-01-01", false))
             .expect("register");
@@ -431,7 +426,7 @@ mod tests {
 
     #[test]
     fn register_refuses_impossible_birth_dates() {
-        let mut s = MemStore::default();
+        let mut s = MemoryStore::default();
         let c = Config::default();
         assert_invalid(
             register(&mut s, &c, NOW, register_input("r-1", "2099-12-25", false)),

@@ -2,8 +2,8 @@
 //! with portion caps, orders for pick-up or delivery, delivery runs for staff and
 //! volunteers, and the day's summary. See `docs/plugins/canteen.md`.
 //!
-//! The domain logic lives in plain modules over the [`store::Store`] trait, so that it
-//! unit-tests natively with an in-memory store:
+//! The domain logic lives in plain modules over the SDK's [`store::Store`] trait, so that it
+//! unit-tests natively with the SDK's in-memory store:
 //!
 //! - [`menu`]: menus, dishes, caps, cutoffs, closing and reopening slots;
 //! - [`eligibility`]: registered residents and who may order delivery;
@@ -14,7 +14,8 @@
 //! - [`api`]: the operations, and idempotency;
 //! - [`calendar`], [`config`], [`events`], [`store`]: the support.
 //!
-//! This file is the thin component layer: the host's state through the SDK, and the export.
+//! This file is the thin component layer: the host's state through the SDK's `HostStore`,
+//! and the export.
 
 pub mod api;
 pub mod calendar;
@@ -34,33 +35,8 @@ mod testing;
 #[cfg(test)]
 mod contract_tests;
 
+use courtyard_sdk::store::HostStore;
 use courtyard_sdk::{Context, Error, Plugin, Value};
-
-/// The host's state and event stream, through the SDK.
-struct HostStore;
-
-impl store::Store for HostStore {
-    fn get(&mut self, key: &str) -> Result<Option<Value>, Error> {
-        courtyard_sdk::state::get(key)
-    }
-    fn put(&mut self, key: &str, value: &Value) -> Result<(), Error> {
-        courtyard_sdk::state::put(key, value)
-    }
-    fn delete(&mut self, key: &str) -> Result<(), Error> {
-        courtyard_sdk::state::delete(key)
-    }
-    fn scan(
-        &mut self,
-        prefix: &str,
-        after: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<(String, Value)>, Error> {
-        courtyard_sdk::state::list(prefix, after, limit)
-    }
-    fn emit(&mut self, kind: &str, payload: &Value) -> Result<(), Error> {
-        courtyard_sdk::events::emit(kind, payload)
-    }
-}
 
 /// The component.
 #[derive(Debug)]

@@ -58,6 +58,20 @@ impl fmt::Display for Slot {
     }
 }
 
+/// Parses the id of a numbered thing of a meal slot (an order, a delivery run):
+/// `{date}-{slot}{separator}{number}`, the number of exactly `digits` digits. `None` if
+/// `id` is not one.
+pub fn parse_slot_id(id: &str, separator: &str, digits: usize) -> Option<(String, Slot, u32)> {
+    let (rest, seq) = id.rsplit_once(separator)?;
+    if seq.len() != digits || !seq.bytes().all(|b| b.is_ascii_digit()) || rest.len() < 12 {
+        return None;
+    }
+    let (date, slot) = rest.split_at(10);
+    let slot = slot.strip_prefix('-').and_then(Slot::from_name)?;
+    Date::parse(date).ok()?;
+    Some((date.to_owned(), slot, seq.parse().ok()?))
+}
+
 /// A menu as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Menu {
@@ -683,12 +697,28 @@ pub fn list_menus(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::mem::MemStore;
     use crate::testing::*;
+
+    /// The input of `open-slot` for lunch on [`DAY`], with no new cutoff.
+    fn open_input() -> OpenSlotInput {
+        OpenSlotInput {
+            date: DAY.into(),
+            slot: Slot::Lunch,
+            cutoff_at: None,
+        }
+    }
+
+    /// The date and slot of each menu of a page.
+    fn listed(page: &ListMenusOutput) -> Vec<(&str, Slot)> {
+        page.menus
+            .iter()
+            .map(|m| (m.date.as_str(), m.slot))
+            .collect()
+    }
 
     #[test]
     fn a_menu_is_created_replaced_and_read() {
-        let mut s = MemStore::default();
+        let mut s = MemoryStore::default();
         let c = Config::default();
         let view = set_menu(&mut s, &c, NOW, menu_input(DAY, Slot::Lunch)).expect("set");
         assert_eq!(view.status, SlotStatus::Open);
@@ -709,7 +739,7 @@ mod tests {
 
     #[test]
     fn set_menu_refuses_bad_menus() {
-        let mut s = MemStore::default();
+        let mut s = MemoryStore::default();
         let c = Config::default();
         let mut input = menu_input(DAY, Slot::Lunch);
         input.dishes[1].dish_id = input.dishes[0].dish_id.clone();
@@ -725,9 +755,8 @@ mod tests {
 
     #[test]
     fn set_menu_keeps_ordered_portions_and_protects_them() {
-        let mut s = MemStore::default();
+        let mut s = lunch_menu();
         let c = Config::default();
-        set_menu(&mut s, &c, NOW, menu_input(DAY, Slot::Lunch)).expect("set");
         let mut menu = load(&mut s, DAY, Slot::Lunch).expect("menu");
         menu.reserve("tofu", 2).expect("reserve");
         save(&mut s, &menu).expect("save");
@@ -749,9 +778,8 @@ mod tests {
 
     #[test]
     fn the_cap_is_enforced_with_a_clear_reason() {
-        let mut s = MemStore::default();
+        let mut s = lunch_menu();
         let c = Config::default();
-        set_menu(&mut s, &c, NOW, menu_input(DAY, Slot::Lunch)).expect("set");
         let mut menu = load(&mut s, DAY, Slot::Lunch).expect("menu");
         assert_conflict(menu.reserve("tofu", 4), "only 3 portion(s)");
         menu.reserve("tofu", 3).expect("all of it");
@@ -766,9 +794,8 @@ mod tests {
 
     #[test]
     fn slots_close_at_the_cutoff_in_local_time() {
-        let mut s = MemStore::default();
+        let mut s = lunch_menu();
         let c = Config::default();
-        set_menu(&mut s, &c, NOW, menu_input(DAY, Slot::Lunch)).expect("set");
         let menu = load(&mut s, DAY, Slot::Lunch).expect("menu");
         let cutoff = local_ms(&format!("{DAY}T10:00"));
         assert_eq!(menu.status(&c, cutoff - 1), Ok(SlotStatus::Open));
@@ -787,72 +814,39 @@ mod tests {
 
     #[test]
     fn closing_by_hand_notifies_once_and_reopening_works() {
-        let mut s = MemStore::default();
+        let mut s = lunch_menu();
         let c = Config::default();
-        set_menu(&mut s, &c, NOW, menu_input(DAY, Slot::Lunch)).expect("set");
-        let closed = close_slot(
-            &mut s,
-            &c,
-            NOW,
-            CloseSlotInput {
-                date: DAY.into(),
-                slot: Slot::Lunch,
-                note: Some("kitchen inspection".into()),
-                actor: None,
-            },
-        )
-        .expect("close");
+        let closed =
+            close_slot(&mut s, &c, NOW, close_input(Some("kitchen inspection"))).expect("close");
         assert_eq!(closed.status, SlotStatus::ClosedByStaff);
         assert_eq!(closed.closed_note.as_deref(), Some("kitchen inspection"));
-        assert_eq!(s.event_kinds(), [events::SLOT_CLOSED]);
+        assert_eq!(event_kinds(&s), [events::SLOT_CLOSED]);
         assert_eq!(s.events[0].1["reason"], "staff");
         let menu = load(&mut s, DAY, Slot::Lunch).expect("menu");
         assert_conflict(menu.ensure_open(&c, NOW), "kitchen inspection");
-        let again = CloseSlotInput {
-            date: DAY.into(),
-            slot: Slot::Lunch,
-            note: None,
-            actor: None,
-        };
         assert_conflict(
-            close_slot(&mut s, &c, NOW, again.clone()),
+            close_slot(&mut s, &c, NOW, close_input(None)),
             "already closed by the staff",
         );
-        let open = OpenSlotInput {
-            date: DAY.into(),
-            slot: Slot::Lunch,
-            cutoff_at: None,
-        };
-        let view = open_slot(&mut s, &c, NOW, open.clone()).expect("open");
+        let view = open_slot(&mut s, &c, NOW, open_input()).expect("open");
         assert_eq!(view.status, SlotStatus::Open);
         assert_eq!(view.closed_note, None);
-        assert_conflict(open_slot(&mut s, &c, NOW, open), "already open");
+        assert_conflict(open_slot(&mut s, &c, NOW, open_input()), "already open");
         // Closing again announces again.
-        close_slot(&mut s, &c, NOW, again).expect("close");
+        close_slot(&mut s, &c, NOW, close_input(None)).expect("close");
         assert_eq!(s.events.len(), 2);
     }
 
     #[test]
     fn a_slot_past_its_cutoff_reopens_only_with_a_later_cutoff() {
-        let mut s = MemStore::default();
+        let mut s = lunch_menu();
         let c = Config::default();
-        set_menu(&mut s, &c, NOW, menu_input(DAY, Slot::Lunch)).expect("set");
         let late = local_ms(&format!("{DAY}T10:30"));
-        let close = CloseSlotInput {
-            date: DAY.into(),
-            slot: Slot::Lunch,
-            note: None,
-            actor: None,
-        };
         assert_conflict(
-            close_slot(&mut s, &c, late, close),
+            close_slot(&mut s, &c, late, close_input(None)),
             "cutoff 2099-12-01T10:00 has passed",
         );
-        let mut open = OpenSlotInput {
-            date: DAY.into(),
-            slot: Slot::Lunch,
-            cutoff_at: None,
-        };
+        let mut open = open_input();
         assert_conflict(
             open_slot(&mut s, &c, late, open.clone()),
             "pass a later cutoff_at",
@@ -869,7 +863,7 @@ mod tests {
 
     #[test]
     fn unknown_menus_are_not_found() {
-        let mut s = MemStore::default();
+        let mut s = MemoryStore::default();
         let c = Config::default();
         assert_not_found(
             get_menu(&mut s, &c, NOW, slot_input(DAY, Slot::Dinner)),
@@ -879,7 +873,7 @@ mod tests {
 
     #[test]
     fn list_menus_pages_in_date_and_slot_order() {
-        let mut s = MemStore::default();
+        let mut s = MemoryStore::default();
         let c = Config::default();
         for (date, slot) in [
             ("2099-12-02", Slot::Breakfast),
@@ -897,23 +891,13 @@ mod tests {
             limit: Some(2),
         };
         let page = list_menus(&mut s, &c, NOW, input(None)).expect("list");
-        let got: Vec<_> = page
-            .menus
-            .iter()
-            .map(|m| (m.date.as_str(), m.slot))
-            .collect();
         assert_eq!(
-            got,
+            listed(&page),
             [("2099-12-01", Slot::Lunch), ("2099-12-01", Slot::Dinner)]
         );
         assert_eq!(page.next.as_deref(), Some("2099-12-01/dinner"));
         let page = list_menus(&mut s, &c, NOW, input(page.next)).expect("list");
-        let got: Vec<_> = page
-            .menus
-            .iter()
-            .map(|m| (m.date.as_str(), m.slot))
-            .collect();
-        assert_eq!(got, [("2099-12-02", Slot::Breakfast)]);
+        assert_eq!(listed(&page), [("2099-12-02", Slot::Breakfast)]);
         assert_eq!(page.next, None);
         assert_invalid(
             list_menus(&mut s, &c, NOW, input(Some("x".into()))),

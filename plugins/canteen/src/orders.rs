@@ -300,26 +300,12 @@ pub struct OrderRef {
 impl OrderRef {
     /// Parses `2099-12-01-lunch-0001`; not-found if it is not an order id.
     pub fn parse(id: &str) -> Result<Self, Error> {
-        let bad = || {
+        let (date, slot, seq) = menu::parse_slot_id(id, "-", 4).ok_or_else(|| {
             Error::not_found(format!(
                 "there is no order {id:?}; order ids look like 2099-12-01-lunch-0001"
             ))
-        };
-        let (rest, seq) = id.rsplit_once('-').ok_or_else(bad)?;
-        if seq.len() != 4 || !seq.bytes().all(|b| b.is_ascii_digit()) || rest.len() < 12 {
-            return Err(bad());
-        }
-        let (date, slot) = rest.split_at(10);
-        let slot = slot
-            .strip_prefix('-')
-            .and_then(Slot::from_name)
-            .ok_or_else(bad)?;
-        crate::calendar::Date::parse(date).map_err(|_| bad())?;
-        Ok(Self {
-            date: date.to_owned(),
-            slot,
-            seq: seq.parse().map_err(|_| bad())?,
-        })
+        })?;
+        Ok(Self { date, slot, seq })
     }
 
     /// The id.
@@ -459,13 +445,12 @@ pub fn place(
         });
     }
     let seq_key = keys::order_seq(&input.date, input.slot);
-    let seq = store::load::<u32>(store, &seq_key)?.unwrap_or(0) + 1;
-    if seq > MAX_ORDERS_PER_SLOT {
-        return Err(Error::conflict(format!(
+    let seq = store::next_seq(store, &seq_key, MAX_ORDERS_PER_SLOT, || {
+        format!(
             "{} already has {MAX_ORDERS_PER_SLOT} orders, the most one slot can take",
             menu.label()
-        )));
-    }
+        )
+    })?;
     let order_ref = OrderRef {
         date: input.date.clone(),
         slot: input.slot,
@@ -502,7 +487,6 @@ pub fn place(
             actor: input.actor.clone(),
         }],
     };
-    store::save(store, &seq_key, &seq)?;
     save(store, &order)?;
     store::save(
         store,
@@ -840,7 +824,7 @@ mod tests {
         assert_eq!(order.address.as_deref(), Some("Building 1, Room 101"));
         assert_eq!(order.items[0].name, "Braised tofu");
         assert_eq!(menu_ordered(&mut s, "tofu"), 2);
-        assert_eq!(s.event_kinds(), [events::ORDER_PLACED]);
+        assert_eq!(event_kinds(&s), [events::ORDER_PLACED]);
         assert_eq!(s.events[0].1["order_id"], "2099-12-01-lunch-0001");
         assert_eq!(s.events[0].1["state"], "placed");
         let second = place(
@@ -930,18 +914,7 @@ mod tests {
             ),
             "ordering closed at 2099-12-01T10:00 (the cutoff)",
         );
-        menu::close_slot(
-            &mut s,
-            &c,
-            NOW,
-            menu::CloseSlotInput {
-                date: DAY.into(),
-                slot: Slot::Lunch,
-                note: Some("gas repair".into()),
-                actor: None,
-            },
-        )
-        .expect("close");
+        menu::close_slot(&mut s, &c, NOW, close_input(Some("gas repair"))).expect("close");
         assert_conflict(
             place(
                 &mut s,

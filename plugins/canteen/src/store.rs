@@ -1,50 +1,18 @@
-//! What the domain logic needs from the host — state and events — behind a trait, so that
-//! it unit-tests natively against [`mem::MemStore`]; and the state key layout.
+//! What the domain logic needs from the host — state and events — is the SDK's
+//! [`Store`] trait (the host's [`courtyard_sdk::store::HostStore`] in the component, the
+//! SDK's in-memory `MemoryStore` in the native tests); this module adds the typed scans the
+//! canteen pages with, and the state key layout.
+//!
+//! The host commits a call's writes and events atomically when the operation returns `ok`
+//! and discards them when it returns an error, so a refusal never leaves half a change.
 
-use courtyard_sdk::{Error, Value};
-use serde::Serialize;
+pub use courtyard_sdk::store::{Store, emit, load, save};
+
+use courtyard_sdk::Error;
 use serde::de::DeserializeOwned;
-
-/// The plugin's state and event stream in one community.
-///
-/// The host commits a call's writes and events atomically when the operation returns `ok`
-/// and discards them when it returns an error, so a refusal never leaves half a change.
-pub trait Store {
-    /// The JSON value under `key`.
-    fn get(&mut self, key: &str) -> Result<Option<Value>, Error>;
-    /// Stores `value` under `key`.
-    fn put(&mut self, key: &str, value: &Value) -> Result<(), Error>;
-    /// Removes `key` (a missing key is not an error).
-    fn delete(&mut self, key: &str) -> Result<(), Error>;
-    /// Up to `limit` (at most 1000) entries whose key starts with `prefix`, in key order,
-    /// after `after`.
-    fn scan(
-        &mut self,
-        prefix: &str,
-        after: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<(String, Value)>, Error>;
-    /// Emits an event of a kind declared in the manifest.
-    fn emit(&mut self, kind: &str, payload: &Value) -> Result<(), Error>;
-}
 
 /// The most entries one `scan` of the host returns.
 pub const MAX_SCAN: u32 = 1000;
-
-/// The value under `key`, deserialised.
-pub fn load<T: DeserializeOwned>(store: &mut impl Store, key: &str) -> Result<Option<T>, Error> {
-    match store.get(key)? {
-        None => Ok(None),
-        Some(value) => serde_json::from_value(value).map(Some).map_err(|e| {
-            Error::internal(format!("state key {key:?} holds an unexpected record: {e}"))
-        }),
-    }
-}
-
-/// Stores `value` as JSON under `key`.
-pub fn save<T: Serialize>(store: &mut impl Store, key: &str, value: &T) -> Result<(), Error> {
-    store.put(key, &to_json(value)?)
-}
 
 /// Up to `limit` records under `prefix` after `after`, deserialised.
 pub fn scan<T: DeserializeOwned>(
@@ -83,14 +51,20 @@ pub fn scan_all<T: DeserializeOwned>(
     }
 }
 
-/// Emits an event with a serialisable payload.
-pub fn emit<T: Serialize>(store: &mut impl Store, kind: &str, payload: &T) -> Result<(), Error> {
-    store.emit(kind, &to_json(payload)?)
-}
-
-/// Serialises a record or an output.
-pub fn to_json<T: Serialize>(value: &T) -> Result<Value, Error> {
-    serde_json::to_value(value).map_err(|e| Error::internal(format!("cannot serialise: {e}")))
+/// Takes the next number of the sequence under `key` (the orders or the runs of a meal
+/// slot): one more than the last one taken, or a conflict saying `full()` once `max` are.
+pub fn next_seq(
+    store: &mut impl Store,
+    key: &str,
+    max: u32,
+    full: impl FnOnce() -> String,
+) -> Result<u32, Error> {
+    let seq = load::<u32>(store, key)?.unwrap_or(0) + 1;
+    if seq > max {
+        return Err(Error::conflict(full()));
+    }
+    save(store, key, &seq)?;
+    Ok(seq)
 }
 
 /// The state key layout. Numbers are zero-padded so that key order is time order; slots
@@ -131,6 +105,14 @@ pub mod keys {
     pub fn run(date: &str, slot: Slot, seq: u32) -> String {
         format!("run/{date}/{}/{seq:03}", slot.index())
     }
+    /// The runs of one day.
+    pub fn run_day_prefix(date: &str) -> String {
+        format!("run/{date}/")
+    }
+    /// The runs of one meal slot.
+    pub fn run_slot_prefix(date: &str, slot: Slot) -> String {
+        format!("run/{date}/{}/", slot.index())
+    }
     /// The last run number used in a meal slot.
     pub fn run_seq(date: &str, slot: Slot) -> String {
         format!("seq/run/{date}/{}", slot.index())
@@ -164,75 +146,4 @@ pub mod keys {
 
     /// The date from which the sweep looks for slots whose cutoff passed.
     pub const SWEEP_CURSOR: &str = "sweep/menu-cursor";
-}
-
-/// An in-memory [`Store`] for the native tests, with the host's all-or-nothing calls.
-#[cfg(test)]
-pub mod mem {
-    use super::*;
-    use std::collections::BTreeMap;
-
-    /// State and events in memory.
-    #[derive(Debug, Default, Clone)]
-    pub struct MemStore {
-        /// The committed state.
-        pub data: BTreeMap<String, Value>,
-        /// The committed events, in order.
-        pub events: Vec<(String, Value)>,
-    }
-
-    impl MemStore {
-        /// Runs `f` like the host runs a call: its writes and events are kept only if it
-        /// returns `Ok`.
-        pub fn call<T>(
-            &mut self,
-            f: impl FnOnce(&mut Self) -> Result<T, Error>,
-        ) -> Result<T, Error> {
-            let before = self.clone();
-            let result = f(self);
-            if result.is_err() {
-                *self = before;
-            }
-            result
-        }
-
-        /// The kinds of the events emitted so far.
-        pub fn event_kinds(&self) -> Vec<&str> {
-            self.events.iter().map(|(k, _)| k.as_str()).collect()
-        }
-    }
-
-    impl Store for MemStore {
-        fn get(&mut self, key: &str) -> Result<Option<Value>, Error> {
-            Ok(self.data.get(key).cloned())
-        }
-        fn put(&mut self, key: &str, value: &Value) -> Result<(), Error> {
-            assert!(!key.is_empty() && key.len() <= 512, "bad key {key:?}");
-            self.data.insert(key.to_owned(), value.clone());
-            Ok(())
-        }
-        fn delete(&mut self, key: &str) -> Result<(), Error> {
-            self.data.remove(key);
-            Ok(())
-        }
-        fn scan(
-            &mut self,
-            prefix: &str,
-            after: Option<&str>,
-            limit: u32,
-        ) -> Result<Vec<(String, Value)>, Error> {
-            Ok(self
-                .data
-                .iter()
-                .filter(|(k, _)| k.starts_with(prefix) && after.is_none_or(|a| k.as_str() > a))
-                .take(limit.min(MAX_SCAN) as usize)
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect())
-        }
-        fn emit(&mut self, kind: &str, payload: &Value) -> Result<(), Error> {
-            assert!(payload.is_object(), "event payloads are objects");
-            self.events.push((kind.to_owned(), payload.clone()));
-            Ok(())
-        }
-    }
 }

@@ -204,28 +204,14 @@ mod tests {
     fn an_empty_day_has_no_slots() {
         let mut s = setup();
         let c = Config::default();
-        let sum = day_summary(
-            &mut s,
-            &c,
-            NOW,
-            DaySummaryInput {
-                date: "2099-12-05".into(),
-            },
-        )
-        .expect("sum");
+        let mut summary_of = |date: &str| {
+            let input = DaySummaryInput { date: date.into() };
+            day_summary(&mut s, &c, NOW, input)
+        };
+        let sum = summary_of("2099-12-05").expect("sum");
         assert!(sum.slots.is_empty());
         assert_eq!(sum.deliveries_outstanding, 0);
-        assert_invalid(
-            day_summary(
-                &mut s,
-                &c,
-                NOW,
-                DaySummaryInput {
-                    date: "2099-13-01".into(),
-                },
-            ),
-            "does not exist",
-        );
+        assert_invalid(summary_of("2099-13-01"), "does not exist");
     }
 
     #[test]
@@ -237,41 +223,16 @@ mod tests {
             ..Config::default()
         };
         set_menu_for(&mut s, DAY, Slot::Dinner);
-        let o1 = place(
-            &mut s,
-            &c,
-            NOW,
-            order_input("r-old", Delivery, &[("tofu", 2)]),
-        )
-        .expect("o1")
-        .order_id;
-        let o2 = place(
-            &mut s,
-            &c,
-            NOW,
-            order_input("r-limited", Delivery, &[("rice", 1)]),
-        )
-        .expect("o2")
-        .order_id;
-        let o3 = place(
-            &mut s,
-            &c,
-            NOW,
-            order_input("r-young", Pickup, &[("tofu", 1), ("rice", 2)]),
-        )
-        .expect("o3")
-        .order_id;
-        let o4 = place(
-            &mut s,
-            &c,
-            NOW,
-            order_input("r-young", Pickup, &[("rice", 1)]),
-        )
-        .expect("o4")
-        .order_id;
         let mut dinner = order_input("r-old", Delivery, &[("rice", 3)]);
         dinner.slot = Slot::Dinner;
-        let o5 = place(&mut s, &c, NOW, dinner).expect("o5").order_id;
+        let [o1, o2, o3, o4, o5] = [
+            order_input("r-old", Delivery, &[("tofu", 2)]),
+            order_input("r-limited", Delivery, &[("rice", 1)]),
+            order_input("r-young", Pickup, &[("tofu", 1), ("rice", 2)]),
+            order_input("r-young", Pickup, &[("rice", 1)]),
+            dinner,
+        ]
+        .map(|input| place_id(&mut s, &c, input));
         advance(&mut s, &o1, &[Action::Accept, Action::MarkReady]);
         advance(&mut s, &o2, &[Action::Accept]);
         delivery::assign(

@@ -158,26 +158,28 @@ pub fn index_replay(store: &mut impl Store, at_ms: i64, idem_key: &str) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::menu::CloseSlotInput;
-    use crate::store::mem::MemStore;
     use crate::testing::*;
+
+    /// Runs `sweep` with the default config at `now_ms`.
+    fn sweep_at(s: &mut MemoryStore, now_ms: i64, limit: Option<u32>) -> SweepOutput {
+        sweep(s, &Config::default(), now_ms, SweepInput { limit }).expect("sweep")
+    }
 
     #[test]
     fn announces_each_slot_once_when_its_cutoff_passes() {
-        let mut s = MemStore::default();
-        let c = Config::default();
+        let mut s = MemoryStore::default();
         for date in ["2099-12-01", "2099-12-02"] {
             for slot in Slot::ALL {
                 set_menu_for(&mut s, date, slot);
             }
         }
-        let out = sweep(&mut s, &c, NOW, SweepInput::default()).expect("sweep");
+        let out = sweep_at(&mut s, NOW, None);
         assert!(out.slots_closed.is_empty());
         assert!(s.events.is_empty());
 
         // After lunch's cutoff on the first day: breakfast and lunch close.
         let t = local_ms("2099-12-01T10:00");
-        let out = sweep(&mut s, &c, t, SweepInput::default()).expect("sweep");
+        let out = sweep_at(&mut s, t, None);
         let got: Vec<_> = out
             .slots_closed
             .iter()
@@ -190,7 +192,7 @@ mod tests {
                 ("2099-12-01", Slot::Lunch, "cutoff")
             ]
         );
-        assert_eq!(s.event_kinds(), [crate::events::SLOT_CLOSED; 2]);
+        assert_eq!(event_kinds(&s), [crate::events::SLOT_CLOSED; 2]);
         assert_eq!(s.events[1].1["dishes"][0]["dish_id"], "tofu");
         assert_eq!(
             s.data[keys::SWEEP_CURSOR],
@@ -199,13 +201,13 @@ mod tests {
         );
 
         // Nothing twice.
-        let out = sweep(&mut s, &c, t + 1, SweepInput::default()).expect("sweep");
+        let out = sweep_at(&mut s, t + 1, None);
         assert!(out.slots_closed.is_empty());
         assert_eq!(s.events.len(), 2);
 
         // The next day, the rest.
         let t = local_ms("2099-12-02T23:00");
-        let out = sweep(&mut s, &c, t, SweepInput::default()).expect("sweep");
+        let out = sweep_at(&mut s, t, None);
         assert_eq!(out.slots_closed.len(), 4);
         assert_eq!(s.data[keys::SWEEP_CURSOR], "2099-12-02");
         assert!(!out.more);
@@ -213,52 +215,27 @@ mod tests {
 
     #[test]
     fn slots_closed_by_staff_are_not_announced_twice() {
-        let mut s = MemStore::default();
-        let c = Config::default();
-        set_menu_for(&mut s, DAY, Slot::Lunch);
-        menu::close_slot(
-            &mut s,
-            &c,
-            NOW,
-            CloseSlotInput {
-                date: DAY.into(),
-                slot: Slot::Lunch,
-                note: None,
-                actor: None,
-            },
-        )
-        .expect("close");
+        let mut s = lunch_menu();
+        menu::close_slot(&mut s, &Config::default(), NOW, close_input(None)).expect("close");
         assert_eq!(s.events.len(), 1);
-        let out = sweep(
-            &mut s,
-            &c,
-            local_ms("2099-12-01T23:00"),
-            SweepInput::default(),
-        )
-        .expect("sweep");
+        let out = sweep_at(&mut s, local_ms("2099-12-01T23:00"), None);
         assert!(out.slots_closed.is_empty());
         assert_eq!(s.events.len(), 1);
     }
 
     #[test]
     fn a_new_menu_behind_the_cursor_is_found() {
-        let mut s = MemStore::default();
-        let c = Config::default();
+        let mut s = MemoryStore::default();
         set_menu_for(&mut s, "2099-12-01", Slot::Lunch);
         set_menu_for(&mut s, "2099-12-03", Slot::Lunch);
         let t = local_ms("2099-12-02T12:00");
-        sweep(&mut s, &c, t, SweepInput::default()).expect("sweep");
+        sweep_at(&mut s, t, None);
         assert_eq!(s.data[keys::SWEEP_CURSOR], "2099-12-03");
         // The staff publish today's dinner late: the cursor moves back to it.
+        let c = Config::default();
         menu::set_menu(&mut s, &c, t, menu_input("2099-12-02", Slot::Dinner)).expect("set");
         assert_eq!(s.data[keys::SWEEP_CURSOR], "2099-12-02");
-        let out = sweep(
-            &mut s,
-            &c,
-            local_ms("2099-12-02T18:00"),
-            SweepInput::default(),
-        )
-        .expect("sweep");
+        let out = sweep_at(&mut s, local_ms("2099-12-02T18:00"), None);
         let got: Vec<_> = out
             .slots_closed
             .iter()
@@ -269,42 +246,24 @@ mod tests {
 
     #[test]
     fn many_future_menus_do_not_make_the_sweep_spin() {
-        let mut s = MemStore::default();
-        let c = Config::default();
+        let mut s = MemoryStore::default();
         for day in 1..=9 {
             set_menu_for(&mut s, &format!("2099-12-0{day}"), Slot::Lunch);
         }
-        let out = sweep(&mut s, &c, NOW, SweepInput { limit: Some(3) }).expect("sweep");
+        let out = sweep_at(&mut s, NOW, Some(3));
         assert!(!out.more, "nothing is due");
-        let out = sweep(
-            &mut s,
-            &c,
-            local_ms("2099-12-05T12:00"),
-            SweepInput { limit: Some(3) },
-        )
-        .expect("sweep");
+        let t = local_ms("2099-12-05T12:00");
+        let out = sweep_at(&mut s, t, Some(3));
         assert_eq!(out.slots_closed.len(), 3);
         assert!(out.more);
-        let out = sweep(
-            &mut s,
-            &c,
-            local_ms("2099-12-05T12:00"),
-            SweepInput { limit: Some(3) },
-        )
-        .expect("sweep");
+        let out = sweep_at(&mut s, t, Some(3));
         assert_eq!(
             out.slots_closed.len(),
             2,
             "12-04 and 12-05 (12-03 is re-read at the cursor)"
         );
         assert!(out.more, "a full page");
-        let out = sweep(
-            &mut s,
-            &c,
-            local_ms("2099-12-05T12:00"),
-            SweepInput { limit: Some(3) },
-        )
-        .expect("sweep");
+        let out = sweep_at(&mut s, t, Some(3));
         assert!(out.slots_closed.is_empty());
         assert!(!out.more, "stopped at the first open menu, 12-06");
         assert_eq!(s.data[keys::SWEEP_CURSOR], "2099-12-06");
@@ -312,26 +271,24 @@ mod tests {
 
     #[test]
     fn the_event_cap_leaves_work_for_the_next_call() {
-        let mut s = MemStore::default();
-        let c = Config::default();
+        let mut s = MemoryStore::default();
         for day in 1..=20 {
             for slot in Slot::ALL {
                 set_menu_for(&mut s, &format!("2099-12-{day:02}"), slot);
             }
         }
         let t = local_ms("2099-12-25T00:00");
-        let out = sweep(&mut s, &c, t, SweepInput::default()).expect("sweep");
+        let out = sweep_at(&mut s, t, None);
         assert_eq!(out.slots_closed.len(), MAX_ANNOUNCED);
         assert!(out.more);
-        let out = sweep(&mut s, &c, t, SweepInput::default()).expect("sweep");
+        let out = sweep_at(&mut s, t, None);
         assert_eq!(out.slots_closed.len(), 10);
         assert!(!out.more);
     }
 
     #[test]
     fn old_replay_records_are_forgotten() {
-        let mut s = MemStore::default();
-        let c = Config::default();
+        let mut s = MemoryStore::default();
         for (at, key) in [
             (NOW - 40 * MS_PER_DAY, "old-1"),
             (NOW - 31 * MS_PER_DAY, "old-2"),
@@ -340,7 +297,7 @@ mod tests {
             s.data.insert(keys::replay(key), serde_json::json!({}));
             index_replay(&mut s, at, key).expect("index");
         }
-        let out = sweep(&mut s, &c, NOW, SweepInput::default()).expect("sweep");
+        let out = sweep_at(&mut s, NOW, None);
         assert_eq!(out.replays_pruned, 2);
         assert!(!s.data.contains_key("idem/old-1"));
         assert!(!s.data.contains_key("idem/old-2"));

@@ -2,13 +2,13 @@
 
 pub use crate::config::Config;
 pub use crate::orders::{self, Action, Fulfilment, OrderState, Role, place};
+pub use courtyard_sdk::testing::MemoryStore;
 
 use crate::calendar::LocalDateTime;
 use crate::delivery;
 use crate::eligibility::{self, RegisterInput};
-use crate::menu::{self, DishInput, SetMenuInput, Slot, SlotInput};
+use crate::menu::{self, CloseSlotInput, DishInput, SetMenuInput, Slot, SlotInput};
 use crate::orders::{CancelOrderInput, ItemInput, Order, OrderActionInput, PlaceOrderInput};
-use crate::store::mem::MemStore;
 use courtyard_sdk::Error;
 use std::fmt::Debug;
 
@@ -51,8 +51,25 @@ pub fn menu_input(date: &str, slot: Slot) -> SetMenuInput {
 }
 
 /// Publishes [`menu_input`] at [`NOW`].
-pub fn set_menu_for(s: &mut MemStore, date: &str, slot: Slot) {
+pub fn set_menu_for(s: &mut MemoryStore, date: &str, slot: Slot) {
     menu::set_menu(s, &Config::default(), NOW, menu_input(date, slot)).expect("set menu");
+}
+
+/// A store with nothing but [`menu_input`] for lunch on [`DAY`].
+pub fn lunch_menu() -> MemoryStore {
+    let mut s = MemoryStore::default();
+    set_menu_for(&mut s, DAY, Slot::Lunch);
+    s
+}
+
+/// The input of `close-slot` for lunch on [`DAY`].
+pub fn close_input(note: Option<&str>) -> CloseSlotInput {
+    CloseSlotInput {
+        date: DAY.into(),
+        slot: Slot::Lunch,
+        note: note.map(str::to_owned),
+        actor: None,
+    }
 }
 
 /// Names a slot.
@@ -77,9 +94,8 @@ pub fn register_input(id: &str, birth_date: &str, mobility_limited: bool) -> Reg
 
 /// The lunch menu of [`DAY`] and three residents: `r-old` (69, may have meals delivered),
 /// `r-young` (29, may not) and `r-limited` (29, mobility-limited: may).
-pub fn setup() -> MemStore {
-    let mut s = MemStore::default();
-    set_menu_for(&mut s, DAY, Slot::Lunch);
+pub fn setup() -> MemoryStore {
+    let mut s = lunch_menu();
     let c = Config::default();
     for (id, birth, limited) in [
         ("r-old", "2030-01-01", false),
@@ -115,6 +131,13 @@ pub fn order_input(
     }
 }
 
+/// Places `input` at [`NOW`]; the new order's id.
+pub fn place_id(s: &mut MemoryStore, config: &Config, input: PlaceOrderInput) -> String {
+    place(s, config, NOW, input)
+        .unwrap_or_else(|e| panic!("place: {e}"))
+        .order_id
+}
+
 /// The input of a one-order operation.
 pub fn action_input(order_id: &str) -> OrderActionInput {
     OrderActionInput {
@@ -135,7 +158,7 @@ pub fn cancel_input(order_id: &str, by: Role) -> CancelOrderInput {
 
 /// Runs one action on an order the way its operation does (`start-run` is applied to the
 /// order alone here; `delivery` tests the run).
-pub fn run_action(s: &mut MemStore, order_id: &str, action: Action) -> Result<Order, Error> {
+pub fn run_action(s: &mut MemoryStore, order_id: &str, action: Action) -> Result<Order, Error> {
     match action {
         Action::Cancel(by) => orders::cancel(s, NOW, cancel_input(order_id, by)),
         other => orders::transition(s, NOW, action_input(order_id), other),
@@ -143,7 +166,7 @@ pub fn run_action(s: &mut MemStore, order_id: &str, action: Action) -> Result<Or
 }
 
 /// Applies actions that must succeed.
-pub fn advance(s: &mut MemStore, order_id: &str, actions: &[Action]) {
+pub fn advance(s: &mut MemoryStore, order_id: &str, actions: &[Action]) {
     for action in actions {
         run_action(s, order_id, *action)
             .unwrap_or_else(|e| panic!("{action:?} on {order_id}: {e}"));
@@ -166,7 +189,7 @@ pub fn reachable_states(f: Fulfilment) -> Vec<OrderState> {
     }
 }
 
-fn assign(s: &mut MemStore, order_id: &str) {
+fn assign(s: &mut MemoryStore, order_id: &str) {
     delivery::assign(
         s,
         NOW,
@@ -180,7 +203,7 @@ fn assign(s: &mut MemStore, order_id: &str) {
     .expect("assign");
 }
 
-fn start_run_of(s: &mut MemStore, order_id: &str) {
+fn start_run_of(s: &mut MemoryStore, order_id: &str) {
     let run_id = orders::load(s, order_id)
         .expect("order")
         .run_id
@@ -199,17 +222,14 @@ fn start_run_of(s: &mut MemStore, order_id: &str) {
 /// [`setup`] plus one order of `r-old` (one tofu) driven to `state` the way the canteen
 /// would: delivery orders out for delivery or delivered went through a run; a cancelled
 /// order was cancelled by the staff while placed. Not assigned otherwise.
-pub fn order_in_state(f: Fulfilment, state: OrderState) -> (MemStore, String) {
+pub fn order_in_state(f: Fulfilment, state: OrderState) -> (MemoryStore, String) {
     use OrderState::*;
     let mut s = setup();
-    let id = place(
+    let id = place_id(
         &mut s,
         &Config::default(),
-        NOW,
         order_input("r-old", f, &[("tofu", 1)]),
-    )
-    .expect("place")
-    .order_id;
+    );
     match state {
         Placed => {}
         Accepted => advance(&mut s, &id, &[Action::Accept]),
@@ -235,7 +255,7 @@ pub fn order_in_state(f: Fulfilment, state: OrderState) -> (MemStore, String) {
 
 /// A delivery order in `state` that is on a run wherever it can be: assigned while
 /// accepted or ready; a cancelled one was cancelled by the staff while on its run.
-pub fn assigned_order_in_state(state: OrderState) -> (MemStore, String) {
+pub fn assigned_order_in_state(state: OrderState) -> (MemoryStore, String) {
     use OrderState::*;
     match state {
         Accepted | Ready => {
@@ -254,7 +274,7 @@ pub fn assigned_order_in_state(state: OrderState) -> (MemStore, String) {
 }
 
 /// Portions of a dish ordered on the lunch menu of [`DAY`].
-pub fn menu_ordered(s: &mut MemStore, dish: &str) -> u32 {
+pub fn menu_ordered(s: &mut MemoryStore, dish: &str) -> u32 {
     menu::load(s, DAY, Slot::Lunch)
         .expect("menu")
         .dishes
@@ -262,6 +282,22 @@ pub fn menu_ordered(s: &mut MemStore, dish: &str) -> u32 {
         .find(|d| d.dish_id == dish)
         .expect("dish")
         .ordered
+}
+
+/// The kinds of the events emitted so far.
+pub fn event_kinds(s: &MemoryStore) -> Vec<&str> {
+    s.events.iter().map(|(kind, _)| kind.as_str()).collect()
+}
+
+/// Asserts what the host refuses and the in-memory store lets through: every state key is
+/// 1 to 512 bytes long and every event payload is a JSON object.
+pub fn assert_host_limits(s: &MemoryStore) {
+    for key in s.data.keys() {
+        assert!(!key.is_empty() && key.len() <= 512, "bad key {key:?}");
+    }
+    for (kind, payload) in &s.events {
+        assert!(payload.is_object(), "{kind}: event payloads are objects");
+    }
 }
 
 fn assert_error<T: Debug>(r: Result<T, Error>, kind: &str, needle: &str) {

@@ -1,8 +1,10 @@
 //! `counter`: named per-community counters, the example Courtyard plugin.
 //!
-//! The domain logic is plain Rust over a [`Store`] trait so that it unit-tests natively;
-//! the component is the thin [`Counter`] layer that binds it to the host's state.
+//! The domain logic is plain Rust over the SDK's [`Store`] trait, so that it unit-tests
+//! natively against an in-memory store; the component is the thin [`Counter`] layer that
+//! runs it against the host's state.
 
+use courtyard_sdk::store::{HostStore, Store, emit, load, save, scan_as};
 use courtyard_sdk::{Context, Error, Plugin, Value};
 use serde::{Deserialize, Serialize};
 
@@ -69,21 +71,6 @@ pub struct ListOutput {
     pub next: Option<String>,
 }
 
-/// What the logic needs from the host, so that it can be tested without one.
-pub trait Store {
-    fn get(&mut self, key: &str) -> Result<Option<u64>, Error>;
-    fn put(&mut self, key: &str, value: u64) -> Result<(), Error>;
-    fn get_replay(&mut self, key: &str) -> Result<Option<CounterValue>, Error>;
-    fn put_replay(&mut self, key: &str, value: &CounterValue) -> Result<(), Error>;
-    fn scan(
-        &mut self,
-        prefix: &str,
-        after: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<(String, u64)>, Error>;
-    fn emit(&mut self, kind: &str, payload: &CounterValue) -> Result<(), Error>;
-}
-
 const COUNTER_PREFIX: &str = "c/";
 const REPLAY_PREFIX: &str = "idem/";
 
@@ -95,13 +82,13 @@ pub fn increment(
     input: IncrementInput,
 ) -> Result<CounterValue, Error> {
     if let Some(key) = idempotency_key
-        && let Some(previous) = store.get_replay(&format!("{REPLAY_PREFIX}{key}"))?
+        && let Some(previous) = load::<CounterValue>(store, &format!("{REPLAY_PREFIX}{key}"))?
     {
         return Ok(previous);
     }
     let by = input.by.unwrap_or(config.step);
     let key = format!("{COUNTER_PREFIX}{}", input.name);
-    let current = store.get(&key)?.unwrap_or(0);
+    let current: u64 = load(store, &key)?.unwrap_or(0);
     let value = current
         .checked_add(by)
         .ok_or_else(|| Error::conflict(format!("counter {:?} would overflow", input.name)))?;
@@ -113,7 +100,7 @@ pub fn increment(
             input.name
         )));
     }
-    store.put(&key, value)?;
+    save(store, &key, &value)?;
     let result = CounterValue {
         name: input.name,
         value,
@@ -122,17 +109,17 @@ pub fn increment(
         && current < at
         && value >= at
     {
-        store.emit("counter.threshold-reached", &result)?;
+        emit(store, "counter.threshold-reached", &result)?;
     }
     if let Some(key) = idempotency_key {
-        store.put_replay(&format!("{REPLAY_PREFIX}{key}"), &result)?;
+        save(store, &format!("{REPLAY_PREFIX}{key}"), &result)?;
     }
     Ok(result)
 }
 
 /// `get`: reads a counter.
 pub fn get(store: &mut impl Store, input: NameInput) -> Result<CounterValue, Error> {
-    match store.get(&format!("{COUNTER_PREFIX}{}", input.name))? {
+    match load::<u64>(store, &format!("{COUNTER_PREFIX}{}", input.name))? {
         Some(value) => Ok(CounterValue {
             name: input.name,
             value,
@@ -147,13 +134,13 @@ pub fn get(store: &mut impl Store, input: NameInput) -> Result<CounterValue, Err
 /// `reset`: sets an existing counter back to 0.
 pub fn reset(store: &mut impl Store, input: NameInput) -> Result<CounterValue, Error> {
     let key = format!("{COUNTER_PREFIX}{}", input.name);
-    if store.get(&key)?.is_none() {
+    if load::<u64>(store, &key)?.is_none() {
         return Err(Error::not_found(format!(
             "no counter named {:?}",
             input.name
         )));
     }
-    store.put(&key, 0)?;
+    save(store, &key, &0u64)?;
     Ok(CounterValue {
         name: input.name,
         value: 0,
@@ -165,7 +152,7 @@ pub fn list(store: &mut impl Store, input: ListInput) -> Result<ListOutput, Erro
     let limit = input.limit.unwrap_or(50).clamp(1, 100);
     let after = input.after.map(|a| format!("{COUNTER_PREFIX}{a}"));
     // One more than asked, to know whether there is a next page.
-    let mut page = store.scan(COUNTER_PREFIX, after.as_deref(), limit + 1)?;
+    let mut page: Vec<(String, u64)> = scan_as(store, COUNTER_PREFIX, after.as_deref(), limit + 1)?;
     let more = page.len() > limit as usize;
     page.truncate(limit as usize);
     let counters: Vec<CounterValue> = page
@@ -183,56 +170,34 @@ pub fn list(store: &mut impl Store, input: ListInput) -> Result<ListOutput, Erro
     Ok(ListOutput { counters, next })
 }
 
-/// The host's state, through the SDK.
-struct HostStore;
-
-impl Store for HostStore {
-    fn get(&mut self, key: &str) -> Result<Option<u64>, Error> {
-        courtyard_sdk::state::get(key)
-    }
-    fn put(&mut self, key: &str, value: u64) -> Result<(), Error> {
-        courtyard_sdk::state::put(key, &value)
-    }
-    fn get_replay(&mut self, key: &str) -> Result<Option<CounterValue>, Error> {
-        courtyard_sdk::state::get(key)
-    }
-    fn put_replay(&mut self, key: &str, value: &CounterValue) -> Result<(), Error> {
-        courtyard_sdk::state::put(key, value)
-    }
-    fn scan(
-        &mut self,
-        prefix: &str,
-        after: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<(String, u64)>, Error> {
-        courtyard_sdk::state::list(prefix, after, limit)
-    }
-    fn emit(&mut self, kind: &str, payload: &CounterValue) -> Result<(), Error> {
-        courtyard_sdk::events::emit(kind, payload)
-    }
-}
-
 /// The component.
 #[derive(Debug)]
 pub struct Counter;
 
+/// Runs `ctx.operation` over `store`.
+pub fn dispatch(
+    store: &mut impl Store,
+    config: &Config,
+    ctx: &Context,
+    input: Value,
+) -> Result<Value, Error> {
+    match ctx.operation.as_str() {
+        "increment" => courtyard_sdk::handle(input, |i| {
+            increment(store, config, ctx.idempotency_key.as_deref(), i)
+        }),
+        "get" => courtyard_sdk::handle(input, |i| get(store, i)),
+        "reset" => courtyard_sdk::handle(input, |i| reset(store, i)),
+        "list" => courtyard_sdk::handle(input, |i| list(store, i)),
+        other => Err(Error::not_found(format!(
+            "counter has no operation {other:?}"
+        ))),
+    }
+}
+
 impl Plugin for Counter {
-    fn invoke(ctx: &Context, operation: &str, input: Value) -> Result<Value, Error> {
-        let store = &mut HostStore;
-        match operation {
-            "increment" => {
-                let config: Config = courtyard_sdk::config::get()?;
-                courtyard_sdk::handle(input, |i| {
-                    increment(store, &config, ctx.idempotency_key.as_deref(), i)
-                })
-            }
-            "get" => courtyard_sdk::handle(input, |i| get(store, i)),
-            "reset" => courtyard_sdk::handle(input, |i| reset(store, i)),
-            "list" => courtyard_sdk::handle(input, |i| list(store, i)),
-            other => Err(Error::not_found(format!(
-                "counter has no operation {other:?}"
-            ))),
-        }
+    fn invoke(ctx: &Context, _operation: &str, input: Value) -> Result<Value, Error> {
+        let config: Config = courtyard_sdk::config::get()?;
+        dispatch(&mut HostStore, &config, ctx, input)
     }
 }
 
@@ -242,54 +207,9 @@ courtyard_sdk::export_plugin!(Counter);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
+    use courtyard_sdk::testing::{MemoryStore, run_doc_example};
 
-    #[derive(Default)]
-    struct MemStore {
-        data: BTreeMap<String, String>,
-        events: Vec<(String, CounterValue)>,
-    }
-
-    impl Store for MemStore {
-        fn get(&mut self, key: &str) -> Result<Option<u64>, Error> {
-            Ok(self.data.get(key).map(|v| v.parse().expect("number")))
-        }
-        fn put(&mut self, key: &str, value: u64) -> Result<(), Error> {
-            self.data.insert(key.to_owned(), value.to_string());
-            Ok(())
-        }
-        fn get_replay(&mut self, key: &str) -> Result<Option<CounterValue>, Error> {
-            Ok(self
-                .data
-                .get(key)
-                .map(|v| serde_json::from_str(v).expect("json")))
-        }
-        fn put_replay(&mut self, key: &str, value: &CounterValue) -> Result<(), Error> {
-            self.data
-                .insert(key.to_owned(), serde_json::to_string(value).expect("json"));
-            Ok(())
-        }
-        fn scan(
-            &mut self,
-            prefix: &str,
-            after: Option<&str>,
-            limit: u32,
-        ) -> Result<Vec<(String, u64)>, Error> {
-            Ok(self
-                .data
-                .iter()
-                .filter(|(k, _)| k.starts_with(prefix) && after.is_none_or(|a| k.as_str() > a))
-                .take(limit as usize)
-                .map(|(k, v)| (k.clone(), v.parse().expect("number")))
-                .collect())
-        }
-        fn emit(&mut self, kind: &str, payload: &CounterValue) -> Result<(), Error> {
-            self.events.push((kind.to_owned(), payload.clone()));
-            Ok(())
-        }
-    }
-
-    fn value_of(s: &mut MemStore, name: &str) -> Result<u64, Error> {
+    fn value_of(s: &mut MemoryStore, name: &str) -> Result<u64, Error> {
         get(s, NameInput { name: name.into() }).map(|c| c.value)
     }
 
@@ -302,7 +222,7 @@ mod tests {
 
     #[test]
     fn increments_from_zero_with_the_configured_step() {
-        let mut s = MemStore::default();
+        let mut s = MemoryStore::default();
         let config = Config {
             step: 5,
             ..Config::default()
@@ -319,7 +239,7 @@ mod tests {
 
     #[test]
     fn a_replayed_idempotency_key_adds_nothing() {
-        let mut s = MemStore::default();
+        let mut s = MemoryStore::default();
         let config = Config::default();
         let first = increment(&mut s, &config, Some("k1"), inc("a", None));
         let again = increment(&mut s, &config, Some("k1"), inc("a", None));
@@ -329,7 +249,7 @@ mod tests {
 
     #[test]
     fn max_is_a_conflict_and_changes_nothing() {
-        let mut s = MemStore::default();
+        let mut s = MemoryStore::default();
         let config = Config {
             step: 1,
             max: Some(1),
@@ -345,7 +265,7 @@ mod tests {
 
     #[test]
     fn crossing_notify_at_emits_once() {
-        let mut s = MemStore::default();
+        let mut s = MemoryStore::default();
         let config = Config {
             step: 1,
             max: None,
@@ -355,12 +275,12 @@ mod tests {
             increment(&mut s, &config, None, inc("a", None)).expect("increment");
         }
         assert_eq!(s.events.len(), 1);
-        assert_eq!(s.events[0].1.value, 2);
+        assert_eq!(s.events[0].1["value"], 2);
     }
 
     #[test]
     fn unknown_counters_are_not_found() {
-        let mut s = MemStore::default();
+        let mut s = MemoryStore::default();
         assert!(matches!(
             get(&mut s, NameInput { name: "x".into() }),
             Err(Error::NotFound(_))
@@ -373,7 +293,7 @@ mod tests {
 
     #[test]
     fn list_pages_in_name_order() {
-        let mut s = MemStore::default();
+        let mut s = MemoryStore::default();
         let config = Config::default();
         for name in ["c", "a", "b"] {
             increment(&mut s, &config, None, inc(name, None)).expect("increment");
@@ -399,5 +319,17 @@ mod tests {
         .expect("list");
         assert_eq!(page.counters.len(), 1);
         assert_eq!(page.next, None);
+    }
+
+    /// The worked example of docs/plugins/counter.md, natively (the host runs it too).
+    #[test]
+    fn the_doc_example_runs() {
+        let doc = include_str!("../../../docs/plugins/counter.md");
+        let mut stores: std::collections::BTreeMap<String, MemoryStore> = Default::default();
+        let ran = run_doc_example(doc, 1_800_000_000_000, |ctx, input| {
+            let store = stores.entry(ctx.community.clone()).or_default();
+            store.call(|s| dispatch(s, &Config::default(), ctx, input))
+        });
+        assert_eq!(ran, 5);
     }
 }

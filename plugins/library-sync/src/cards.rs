@@ -171,7 +171,7 @@ pub fn get(store: &mut impl Store, call: &Call, input: CardInput) -> Result<Card
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::store::mem::MemStore;
+    use courtyard_sdk::testing::MemoryStore;
 
     fn call(config: &Config, now_ms: i64) -> Call<'_> {
         Call {
@@ -188,10 +188,14 @@ mod tests {
         }
     }
 
+    fn card_input(card: &str) -> CardInput {
+        CardInput { card: card.into() }
+    }
+
     #[test]
     fn register_deactivate_reactivate() {
         let config = Config::default();
-        let mut s = MemStore::default();
+        let mut s = MemoryStore::default();
         let registered = register(
             &mut s,
             &call(&config, 10),
@@ -216,14 +220,7 @@ mod tests {
         );
         assert_eq!(s, before);
 
-        let off = deactivate(
-            &mut s,
-            &call(&config, 20),
-            CardInput {
-                card: "RC-1".into(),
-            },
-        )
-        .expect("deactivate");
+        let off = deactivate(&mut s, &call(&config, 20), card_input("RC-1")).expect("deactivate");
         assert!(!off.active);
         let stored = load_card(&mut s, "RC-1").expect("load").expect("card");
         assert_eq!(stored.deactivated_ms, Some(20));
@@ -233,14 +230,7 @@ mod tests {
             "{err}"
         );
         let before = s.clone();
-        let twice = deactivate(
-            &mut s,
-            &call(&config, 21),
-            CardInput {
-                card: "RC-1".into(),
-            },
-        )
-        .expect_err("twice");
+        let twice = deactivate(&mut s, &call(&config, 21), card_input("RC-1")).expect_err("twice");
         assert!(
             matches!(&twice, Error::Conflict(m) if m.contains("already deactivated")),
             "{twice}"
@@ -257,30 +247,17 @@ mod tests {
         let stored = load_card(&mut s, "RC-1").expect("load").expect("card");
         assert_eq!((stored.registered_ms, stored.deactivated_ms), (30, None));
         assert!(require_active(&mut s, "RC-1").is_ok());
+        crate::tests::check_store(&s);
     }
 
     #[test]
     fn unknown_cards_are_not_found() {
         let config = Config::default();
-        let mut s = MemStore::default();
+        let mut s = MemoryStore::default();
         for err in [
             require_active(&mut s, "RC-9").expect_err("unknown"),
-            get(
-                &mut s,
-                &call(&config, 0),
-                CardInput {
-                    card: "RC-9".into(),
-                },
-            )
-            .expect_err("unknown"),
-            deactivate(
-                &mut s,
-                &call(&config, 0),
-                CardInput {
-                    card: "RC-9".into(),
-                },
-            )
-            .expect_err("unknown"),
+            get(&mut s, &call(&config, 0), card_input("RC-9")).expect_err("unknown"),
+            deactivate(&mut s, &call(&config, 0), card_input("RC-9")).expect_err("unknown"),
         ] {
             assert!(
                 matches!(&err, Error::NotFound(m) if m.contains("\"RC-9\"") && m.contains("register-card")),

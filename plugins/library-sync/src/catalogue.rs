@@ -91,8 +91,8 @@ pub fn unknown_copy(copy_id: &str) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::mem::MemStore;
     use crate::store::save;
+    use courtyard_sdk::testing::MemoryStore;
 
     #[test]
     fn statuses_are_snake_case_in_json() {
@@ -108,7 +108,7 @@ mod tests {
 
     #[test]
     fn unknown_copies_are_not_found_with_advice() {
-        let mut s = MemStore::default();
+        let mut s = MemoryStore::default();
         let err = require(&mut s, "B-9").expect_err("unknown");
         assert!(
             matches!(&err, Error::NotFound(m) if m.contains("\"B-9\"") && m.contains("sync")),

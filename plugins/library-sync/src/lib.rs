@@ -6,11 +6,11 @@
 //! is the source of truth for what is physically on it ([`shelf`]). Residents with a
 //! registered card ([`cards`]) borrow, return and renew by scanning ([`loans`]).
 //!
-//! The logic is plain Rust over the [`store::Store`] trait, unit-tested natively with an
-//! in-memory store; [`api::dispatch`] maps the manifest's operations to it; the component
-//! ([`LibrarySync`]) binds it to the host's state, config and events. Time comes only from
-//! the call's `now_ms`; ids come from a counter in state; every operation that changes
-//! state applies once per idempotency key.
+//! The logic is plain Rust over the SDK's [`store::Store`] trait, unit-tested natively with
+//! the SDK's in-memory store; [`api::dispatch`] maps the manifest's operations to it; the
+//! component ([`LibrarySync`]) binds it to the host's state, config and events. Time comes
+//! only from the call's `now_ms`; ids come from a counter in state; every operation that
+//! changes state applies once per idempotency key.
 
 pub mod api;
 pub mod cards;
@@ -25,6 +25,7 @@ pub mod time;
 #[cfg(test)]
 mod tests;
 
+use courtyard_sdk::store::HostStore;
 use courtyard_sdk::{Context, Error, Plugin, Value};
 
 /// The component.
@@ -39,7 +40,7 @@ impl Plugin for LibrarySync {
             key: ctx.idempotency_key.as_deref(),
             config: &config,
         };
-        api::dispatch(&mut store::HostStore, &call, operation, input)
+        api::dispatch(&mut HostStore, &call, operation, input)
     }
 }
 

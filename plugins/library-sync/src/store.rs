@@ -16,75 +16,19 @@
 //! | `idem/{operation}/{key}` | the replay record of one idempotency key |
 
 use courtyard_sdk::{Error, Value};
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-/// What the logic needs from the host, so that it can be tested without one.
+/// What the logic needs from the host, so that it can be tested without one (the SDK's
+/// trait, [`courtyard_sdk::store::HostStore`] in the component, the SDK's `MemoryStore` in
+/// the tests), and the SDK's typed helpers over it.
 ///
 /// The host commits a call's writes and events only when the call returns `ok`; the logic
 /// nevertheless checks everything before it writes, so that a refusal changes nothing even
 /// on a store without that guarantee (the tests check this).
-pub trait Store {
-    /// The JSON value under `key`.
-    fn get(&mut self, key: &str) -> Result<Option<Value>, Error>;
-    /// Stores `value` under `key`.
-    fn put(&mut self, key: &str, value: Value) -> Result<(), Error>;
-    /// Removes `key` (removing a missing key is fine).
-    fn delete(&mut self, key: &str) -> Result<(), Error>;
-    /// Up to `limit` entries whose key starts with `prefix`, in key order, after `after`.
-    fn scan(
-        &mut self,
-        prefix: &str,
-        after: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<(String, Value)>, Error>;
-    /// Emits an event of a kind declared in the manifest.
-    fn emit(&mut self, kind: &str, payload: Value) -> Result<(), Error>;
-}
-
-/// The record under `key`, deserialised.
-pub fn load<T: DeserializeOwned>(store: &mut impl Store, key: &str) -> Result<Option<T>, Error> {
-    match store.get(key)? {
-        None => Ok(None),
-        Some(value) => serde_json::from_value(value)
-            .map(Some)
-            .map_err(|e| Error::internal(format!("state key {key:?} holds a bad record: {e}"))),
-    }
-}
-
-/// Stores `value` under `key`.
-pub fn save<T: Serialize>(store: &mut impl Store, key: &str, value: &T) -> Result<(), Error> {
-    store.put(key, to_value(value)?)
-}
+pub use courtyard_sdk::store::{Store, emit, load, save};
 
 /// Up to `limit` records under `prefix` after `after`, deserialised.
-pub fn scan<T: DeserializeOwned>(
-    store: &mut impl Store,
-    prefix: &str,
-    after: Option<&str>,
-    limit: u32,
-) -> Result<Vec<(String, T)>, Error> {
-    store
-        .scan(prefix, after, limit)?
-        .into_iter()
-        .map(|(key, value)| match serde_json::from_value(value) {
-            Ok(record) => Ok((key, record)),
-            Err(e) => Err(Error::internal(format!(
-                "state key {key:?} holds a bad record: {e}"
-            ))),
-        })
-        .collect()
-}
-
-/// Emits `payload` as an event of `kind`.
-pub fn emit<T: Serialize>(store: &mut impl Store, kind: &str, payload: &T) -> Result<(), Error> {
-    store.emit(kind, to_value(payload)?)
-}
-
-/// `value` as JSON.
-pub fn to_value<T: Serialize>(value: &T) -> Result<Value, Error> {
-    serde_json::to_value(value).map_err(|e| Error::internal(format!("cannot serialise: {e}")))
-}
+pub use courtyard_sdk::store::scan_as as scan;
 
 /// What is kept per idempotency key: a fingerprint of the request and the output.
 #[derive(Debug, Serialize, Deserialize)]
@@ -162,95 +106,13 @@ pub fn fingerprint(text: &str) -> String {
     format!("{hash:016x}")
 }
 
-/// The host's state and event stream, through the SDK.
-#[derive(Debug)]
-pub struct HostStore;
-
-impl Store for HostStore {
-    fn get(&mut self, key: &str) -> Result<Option<Value>, Error> {
-        courtyard_sdk::state::get(key)
-    }
-    fn put(&mut self, key: &str, value: Value) -> Result<(), Error> {
-        courtyard_sdk::state::put(key, &value)
-    }
-    fn delete(&mut self, key: &str) -> Result<(), Error> {
-        courtyard_sdk::state::delete(key)
-    }
-    fn scan(
-        &mut self,
-        prefix: &str,
-        after: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<(String, Value)>, Error> {
-        courtyard_sdk::state::list(prefix, after, limit)
-    }
-    fn emit(&mut self, kind: &str, payload: Value) -> Result<(), Error> {
-        courtyard_sdk::events::emit(kind, &payload)
-    }
-}
-
-/// An in-memory [`Store`] for the tests.
-#[cfg(test)]
-pub mod mem {
-    use super::*;
-    use std::collections::BTreeMap;
-
-    /// State in a map, events in a list.
-    #[derive(Debug, Default, Clone, PartialEq)]
-    pub struct MemStore {
-        pub data: BTreeMap<String, Value>,
-        pub events: Vec<(String, Value)>,
-    }
-
-    impl MemStore {
-        /// The kinds of the events emitted so far.
-        pub fn kinds(&self) -> Vec<&str> {
-            self.events.iter().map(|(k, _)| k.as_str()).collect()
-        }
-    }
-
-    impl Store for MemStore {
-        fn get(&mut self, key: &str) -> Result<Option<Value>, Error> {
-            Ok(self.data.get(key).cloned())
-        }
-        fn put(&mut self, key: &str, value: Value) -> Result<(), Error> {
-            assert!(!key.is_empty() && key.len() <= 512, "bad key {key:?}");
-            self.data.insert(key.to_owned(), value);
-            Ok(())
-        }
-        fn delete(&mut self, key: &str) -> Result<(), Error> {
-            self.data.remove(key);
-            Ok(())
-        }
-        fn scan(
-            &mut self,
-            prefix: &str,
-            after: Option<&str>,
-            limit: u32,
-        ) -> Result<Vec<(String, Value)>, Error> {
-            Ok(self
-                .data
-                .iter()
-                .filter(|(k, _)| k.starts_with(prefix) && after.is_none_or(|a| k.as_str() > a))
-                .take(limit.min(1000) as usize)
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect())
-        }
-        fn emit(&mut self, kind: &str, payload: Value) -> Result<(), Error> {
-            assert!(payload.is_object(), "event payloads are objects");
-            self.events.push((kind.to_owned(), payload));
-            Ok(())
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::mem::MemStore;
     use super::*;
+    use courtyard_sdk::testing::MemoryStore;
     use serde_json::json;
 
-    fn bump(store: &mut MemStore) -> Result<Value, Error> {
+    fn bump(store: &mut MemoryStore) -> Result<Value, Error> {
         let n = load::<u64>(store, "n")?.unwrap_or(0) + 1;
         save(store, "n", &n)?;
         Ok(json!({ "n": n }))
@@ -258,7 +120,7 @@ mod tests {
 
     #[test]
     fn once_runs_once_per_key_and_input() {
-        let mut s = MemStore::default();
+        let mut s = MemoryStore::default();
         let input = json!({ "a": 1, "b": [1, 2] });
         assert_eq!(
             once(&mut s, "op", Some("k"), &input, bump),
@@ -282,11 +144,12 @@ mod tests {
             once(&mut s, "other", Some("k"), &input, bump),
             Ok(json!({"n": 4}))
         );
+        crate::tests::check_store(&s);
     }
 
     #[test]
     fn once_refuses_a_key_reused_for_a_different_request() {
-        let mut s = MemStore::default();
+        let mut s = MemoryStore::default();
         once(&mut s, "op", Some("k"), &json!({"a": 1}), bump).expect("first");
         let before = s.clone();
         let err = once(&mut s, "op", Some("k"), &json!({"a": 2}), bump).expect_err("reuse");
@@ -299,8 +162,8 @@ mod tests {
 
     #[test]
     fn a_failed_call_leaves_no_replay_record() {
-        let mut s = MemStore::default();
-        let fail = |_: &mut MemStore| Err(Error::conflict("no"));
+        let mut s = MemoryStore::default();
+        let fail = |_: &mut MemoryStore| Err(Error::conflict("no"));
         assert!(once(&mut s, "op", Some("k"), &json!({}), fail).is_err());
         assert_eq!(
             once(&mut s, "op", Some("k"), &json!({}), bump),
@@ -327,7 +190,7 @@ mod tests {
 
     #[test]
     fn bad_records_are_internal_errors() {
-        let mut s = MemStore::default();
+        let mut s = MemoryStore::default();
         s.data.insert("n".into(), json!("not a number"));
         assert!(matches!(load::<u64>(&mut s, "n"), Err(Error::Internal(_))));
         assert!(matches!(

@@ -545,7 +545,7 @@ pub fn reset(store: &mut impl Store, _input: NoInput) -> Result<ResetOutput, Err
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::store::mem::MemStore;
+    use courtyard_sdk::testing::MemoryStore;
     use serde_json::json;
 
     fn change(copy_id: &str, revision: u64, status: LibraryStatus) -> Change {
@@ -811,51 +811,44 @@ mod tests {
     }
 
     #[test]
-    fn withdrawing_a_copy_on_the_shelf_applies_and_reports() {
-        let known = local(vec![("A", Some(record("A", 1, Active)), on_shelf(7))]);
-        let out = applied(merge(
-            None,
-            None,
-            &page(None, "c1", vec![change("A", 2, Withdrawn)]),
-            &known,
-        ));
-        assert_eq!(out.updates, vec![record("A", 2, Withdrawn)]);
-        assert_eq!(out.conflicts.len(), 1);
-        let c = &out.conflicts[0];
-        assert_eq!(c.rule, ConflictRule::WithdrawnOnShelf);
-        assert_eq!(
-            (c.slot, c.loan_id.as_deref(), c.location.as_deref()),
-            (Some(7), None, None)
-        );
-        assert!(
-            c.message.contains("slot 7") && c.message.contains("send it back"),
-            "{}",
-            c.message
-        );
-    }
-
-    #[test]
-    fn withdrawing_a_copy_on_loan_applies_and_reports() {
-        let known = local(vec![(
-            "A",
-            Some(record("A", 1, Active)),
-            on_loan("L00000009"),
-        )]);
-        let out = applied(merge(
-            None,
-            None,
-            &page(None, "c1", vec![change("A", 2, Withdrawn)]),
-            &known,
-        ));
-        assert_eq!(out.updates, vec![record("A", 2, Withdrawn)]);
-        let c = &out.conflicts[0];
-        assert_eq!(c.rule, ConflictRule::WithdrawnOnLoan);
-        assert_eq!((c.slot, c.loan_id.as_deref()), (None, Some("L00000009")));
-        assert!(
-            c.message.contains("cannot be renewed") && c.message.contains("RC-1"),
-            "{}",
-            c.message
-        );
+    fn withdrawing_a_held_copy_applies_and_reports() {
+        // Where the shelf holds the copy, the rule, (slot, loan, location), and what the
+        // message must mention.
+        let cases = [
+            (
+                on_shelf(7),
+                ConflictRule::WithdrawnOnShelf,
+                (Some(7), None, None),
+                ["slot 7", "send it back"],
+            ),
+            (
+                on_loan("L00000009"),
+                ConflictRule::WithdrawnOnLoan,
+                (None, Some("L00000009"), None),
+                ["cannot be renewed", "RC-1"],
+            ),
+        ];
+        for (held, rule, (slot, loan_id, location), parts) in cases {
+            let known = local(vec![("A", Some(record("A", 1, Active)), held)]);
+            let out = applied(merge(
+                None,
+                None,
+                &page(None, "c1", vec![change("A", 2, Withdrawn)]),
+                &known,
+            ));
+            assert_eq!(out.updates, vec![record("A", 2, Withdrawn)], "{rule:?}");
+            assert_eq!(out.conflicts.len(), 1, "{rule:?}");
+            let c = &out.conflicts[0];
+            assert_eq!(c.rule, rule);
+            assert_eq!(
+                (c.slot, c.loan_id.as_deref(), c.location.as_deref()),
+                (slot, loan_id, location),
+                "{rule:?}"
+            );
+            for part in parts {
+                assert!(c.message.contains(part), "{rule:?}: {}", c.message);
+            }
+        }
     }
 
     #[test]
@@ -1003,7 +996,7 @@ mod tests {
     #[test]
     fn sync_writes_records_cursor_and_events_and_a_replay_changes_nothing() {
         let config = Config::default();
-        let mut s = MemStore::default();
+        let mut s = MemoryStore::default();
         // A copy the shelf holds in slot 4.
         save(&mut s, &catalogue::key("A"), &record("A", 1, Active)).expect("save");
         save(&mut s, &shelf::held_key("A"), &Held::OnShelf { slot: 4 }).expect("save");
@@ -1038,7 +1031,7 @@ mod tests {
             shelf::load_held(&mut s, "A"),
             Ok(Some(Held::OnShelf { slot: 4 }))
         );
-        assert_eq!(s.kinds(), vec![CONFLICT_EVENT]);
+        assert_eq!(crate::tests::kinds(&s), vec![CONFLICT_EVENT]);
         let event = &s.events[0].1;
         assert_eq!(event["rule"], json!("withdrawn_on_shelf"));
         assert_eq!(event["copy_id"], json!("A"));
@@ -1060,6 +1053,7 @@ mod tests {
         let stale = sync(&mut s, &call(&config), page(None, "c1", vec![])).expect_err("stale");
         assert!(matches!(stale, Error::Conflict(_)));
         assert_eq!(s, before);
+        crate::tests::check_store(&s);
 
         let status = status(&mut s, NoInput {}).expect("status");
         assert_eq!(status.cursor.as_deref(), Some("c1"));
@@ -1071,7 +1065,7 @@ mod tests {
     #[test]
     fn reset_sync_reads_the_feed_again_without_rolling_back() {
         let config = Config::default();
-        let mut s = MemStore::default();
+        let mut s = MemoryStore::default();
         sync(
             &mut s,
             &call(&config),
@@ -1103,11 +1097,12 @@ mod tests {
             (status.cursor.as_deref(), status.pages_applied),
             (Some("c1"), 3)
         );
+        crate::tests::check_store(&s);
     }
 
     #[test]
     fn status_before_any_sync() {
-        let mut s = MemStore::default();
+        let mut s = MemoryStore::default();
         assert_eq!(
             status(&mut s, NoInput {}),
             Ok(StatusOutput {

@@ -2,6 +2,7 @@
 //! host gives `now_ms`; outputs carry them as numbers, messages as readable UTC dates.
 
 use crate::config::DAY_MS;
+use courtyard_sdk::time::civil_from_days;
 
 /// `ms` as `YYYY-MM-DD HH:MM UTC`.
 pub fn fmt_utc(ms: i64) -> String {
@@ -24,21 +25,6 @@ pub fn days_after(from_ms: i64, to_ms: i64) -> u32 {
     let late = i128::from(to_ms) - i128::from(from_ms);
     let days = (late + i128::from(DAY_MS) - 1) / i128::from(DAY_MS);
     u32::try_from(days).unwrap_or(u32::MAX)
-}
-
-/// The proleptic Gregorian (year, month, day) of a day number counted from 1970-01-01
-/// (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 #[cfg(test)]

@@ -164,6 +164,177 @@ where
         .map_err(|e| Error::Internal(format!("cannot serialise output: {e}")))
 }
 
+/// A JSON key-value store and an event sink behind one small trait, so that a plugin's
+/// logic runs unchanged against the host ([`store::HostStore`]) and, in native unit tests,
+/// against an in-memory store (`testing::MemoryStore`, feature `testing`).
+pub mod store {
+    use super::{Error, Value};
+    use serde::Serialize;
+    use serde::de::DeserializeOwned;
+
+    /// What a plugin's logic needs from the host.
+    pub trait Store {
+        /// The JSON value under `key`.
+        fn get(&mut self, key: &str) -> Result<Option<Value>, Error>;
+        /// Stores `value` under `key`.
+        fn put(&mut self, key: &str, value: &Value) -> Result<(), Error>;
+        /// Removes `key`.
+        fn delete(&mut self, key: &str) -> Result<(), Error>;
+        /// Up to `limit` entries whose key starts with `prefix`, in key order, after `after`.
+        fn scan(
+            &mut self,
+            prefix: &str,
+            after: Option<&str>,
+            limit: u32,
+        ) -> Result<Vec<(String, Value)>, Error>;
+        /// Emits an event of a kind declared in the manifest.
+        fn emit(&mut self, kind: &str, payload: &Value) -> Result<(), Error>;
+    }
+
+    /// The value under `key`, deserialised.
+    pub fn load<T: DeserializeOwned>(
+        store: &mut impl Store,
+        key: &str,
+    ) -> Result<Option<T>, Error> {
+        match store.get(key)? {
+            None => Ok(None),
+            Some(value) => serde_json::from_value(value).map(Some).map_err(|e| {
+                Error::internal(format!("state key {key:?} holds an unexpected value: {e}"))
+            }),
+        }
+    }
+
+    /// Up to `limit` entries whose key starts with `prefix`, after `after`, deserialised.
+    pub fn scan_as<T: DeserializeOwned>(
+        store: &mut impl Store,
+        prefix: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<(String, T)>, Error> {
+        store
+            .scan(prefix, after, limit)?
+            .into_iter()
+            .map(|(key, value)| match serde_json::from_value(value) {
+                Ok(v) => Ok((key, v)),
+                Err(e) => Err(Error::internal(format!(
+                    "state key {key:?} holds an unexpected value: {e}"
+                ))),
+            })
+            .collect()
+    }
+
+    /// Stores `value` under `key`, serialised.
+    pub fn save<T: Serialize + ?Sized>(
+        store: &mut impl Store,
+        key: &str,
+        value: &T,
+    ) -> Result<(), Error> {
+        store.put(key, &to_json(value)?)
+    }
+
+    /// Emits an event whose payload is `payload`, serialised.
+    pub fn emit<T: Serialize + ?Sized>(
+        store: &mut impl Store,
+        kind: &str,
+        payload: &T,
+    ) -> Result<(), Error> {
+        store.emit(kind, &to_json(payload)?)
+    }
+
+    /// `value` as JSON.
+    pub fn to_json<T: Serialize + ?Sized>(value: &T) -> Result<Value, Error> {
+        serde_json::to_value(value).map_err(|e| Error::internal(format!("cannot serialise: {e}")))
+    }
+
+    /// The host's state and event stream.
+    #[derive(Debug, Default, Clone, Copy)]
+    pub struct HostStore;
+
+    impl Store for HostStore {
+        fn get(&mut self, key: &str) -> Result<Option<Value>, Error> {
+            super::state::get(key)
+        }
+        fn put(&mut self, key: &str, value: &Value) -> Result<(), Error> {
+            super::state::put(key, value)
+        }
+        fn delete(&mut self, key: &str) -> Result<(), Error> {
+            super::state::delete(key)
+        }
+        fn scan(
+            &mut self,
+            prefix: &str,
+            after: Option<&str>,
+            limit: u32,
+        ) -> Result<Vec<(String, Value)>, Error> {
+            super::state::list(prefix, after, limit)
+        }
+        fn emit(&mut self, kind: &str, payload: &Value) -> Result<(), Error> {
+            super::events::emit(kind, payload)
+        }
+    }
+}
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+/// Calendar arithmetic for plugins, which take time only from `Context::now_ms`
+/// (milliseconds since the Unix epoch, UTC) and have no date library.
+pub mod time {
+    /// The proleptic Gregorian (year, month, day) of the day `days` after 1970-01-01
+    /// (Howard Hinnant's `civil_from_days`).
+    pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = u32::try_from(doy - (153 * mp + 2) / 5 + 1).unwrap_or(1);
+        let month = u32::try_from(if mp < 10 { mp + 3 } else { mp - 9 }).unwrap_or(1);
+        (yoe + era * 400 + i64::from(month <= 2), month, day)
+    }
+
+    /// The number of days from 1970-01-01 to (year, month, day): the inverse of
+    /// [`civil_from_days`].
+    pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+        let y = year - i64::from(month <= 2);
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let m = i64::from(month);
+        let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        era * 146_097 + doe - 719_468
+    }
+
+    /// `ms` as (year, month, day, hour, minute, second) in UTC.
+    pub fn utc_fields(ms: i64) -> (i64, u32, u32, u32, u32, u32) {
+        let secs = ms.div_euclid(1000);
+        let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+        let rem = u32::try_from(secs.rem_euclid(86_400)).unwrap_or(0);
+        (y, m, d, rem / 3600, rem % 3600 / 60, rem % 60)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn days_and_dates_round_trip() {
+            assert_eq!(civil_from_days(0), (1970, 1, 1));
+            assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+            assert_eq!(civil_from_days(-1), (1969, 12, 31));
+            for days in (-800_000..800_000).step_by(997) {
+                let (y, m, d) = civil_from_days(days);
+                assert_eq!(days_from_civil(y, m, d), days);
+            }
+            assert_eq!(
+                utc_fields(4_099_766_400_000 + 36_000_000),
+                (2099, 12, 1, 10, 0, 0)
+            );
+        }
+    }
+}
+
 /// The plugin's per-community key-value state (see `wit/state.wit`).
 pub mod state {
     use super::{Error, wit};

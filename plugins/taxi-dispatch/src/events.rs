@@ -163,20 +163,10 @@ pub fn event_for(ride: &Ride, happening: &Happening) -> (&'static str, Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::{declared, sorted};
 
     #[test]
     fn every_kind_is_declared_in_the_manifest_and_nothing_else() {
-        let manifest: Value =
-            serde_json::from_str(include_str!("../manifest.json")).expect("manifest");
-        let mut declared: Vec<&str> = manifest["events"]
-            .as_object()
-            .expect("events")
-            .keys()
-            .map(String::as_str)
-            .collect();
-        declared.sort_unstable();
-        let mut ours = ALL.to_vec();
-        ours.sort_unstable();
-        assert_eq!(declared, ours);
+        assert_eq!(declared("events"), sorted(&ALL));
     }
 }

@@ -9,8 +9,8 @@ use crate::geo::{Pickup, whole_metres};
 use crate::replay;
 use crate::rides::{CancelledBy, CompletedBy, Completer, Ride, RideState, Source, ride_seq};
 use crate::screens::{RegisterScreen, Screen};
-use crate::store::{Store, page_of, page_of_ids, to_json};
-use courtyard_sdk::{Error, Value};
+use crate::store::{Store, page_of, page_of_ids};
+use courtyard_sdk::{Error, Value, handle};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -307,10 +307,6 @@ fn limit(requested: Option<u32>) -> u32 {
     requested.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT)
 }
 
-fn parse<T: DeserializeOwned>(input: Value) -> Result<T, Error> {
-    serde_json::from_value(input).map_err(|e| Error::invalid_input(e.to_string()))
-}
-
 fn cursor_seq(after: &str) -> Result<u64, Error> {
     ride_seq(after).ok_or_else(|| {
         Error::invalid_input(format!(
@@ -327,26 +323,65 @@ pub fn register_screen<S: Store>(db: &mut Db<S>, input: RegisterScreen) -> Resul
     Ok(screen)
 }
 
-/// `list-screens`: screens by id.
-pub fn list_screens<S: Store>(db: &mut Db<S>, input: PageInput) -> Result<ScreenPage, Error> {
-    let after = input.after.map(|a| keys::screen(&a));
-    let (screens, more): (Vec<Screen>, bool) = page_of(
-        db.store(),
-        keys::SCREENS,
-        after.as_deref(),
-        limit(input.limit),
-    )?;
+/// A page of the records under `prefix`, stored under `key(id)`, by id: the records and
+/// the `next` cursor (the last id, when more follow).
+fn records_page<S: Store, T: DeserializeOwned>(
+    db: &mut Db<S>,
+    prefix: &str,
+    key: fn(&str) -> String,
+    id: fn(&T) -> &str,
+    input: PageInput,
+) -> Result<(Vec<T>, Option<String>), Error> {
+    let after = input.after.map(|a| key(&a));
+    let (records, more) = page_of(db.store(), prefix, after.as_deref(), limit(input.limit))?;
     let next = if more {
-        screens.last().map(|s| s.screen_id.clone())
+        records.last().map(|r| id(r).to_owned())
     } else {
         None
     };
-    Ok(ScreenPage { screens, next })
+    Ok((records, next))
 }
 
-/// Loads the rides of a page of ids, each brought up to date.
-fn rides_of<S: Store>(db: &mut Db<S>, ids: Vec<String>) -> Result<Vec<Ride>, Error> {
-    ids.iter().map(|id| db.ride(id)).collect()
+/// A page of an index of ride ids under `prefix`, after the key `after`: the rides, each
+/// brought up to date, and the `next` cursor (the last ride id, when more follow).
+fn rides_page<S: Store>(
+    db: &mut Db<S>,
+    prefix: &str,
+    after: Option<String>,
+    requested: Option<u32>,
+) -> Result<(Vec<Ride>, Option<String>), Error> {
+    let (ids, more) = page_of_ids(db.store(), prefix, after.as_deref(), limit(requested))?;
+    let next = if more { ids.last().cloned() } else { None };
+    let rides = ids.iter().map(|id| db.ride(id)).collect::<Result<_, _>>()?;
+    Ok((rides, next))
+}
+
+/// Brings ride `ride_id` up to date, applies `transition` to it and saves what it
+/// changed (a transition that changes nothing saves and emits nothing).
+fn transition<S: Store>(
+    db: &mut Db<S>,
+    ride_id: &str,
+    transition: impl FnOnce(&mut Ride, &mut Db<S>) -> Result<(), Error>,
+) -> Result<Ride, Error> {
+    let mut ride = db.ride(ride_id)?;
+    let before = ride.clone();
+    transition(&mut ride, db)?;
+    if ride != before {
+        db.save_ride(Some(&before), &mut ride)?;
+    }
+    Ok(ride)
+}
+
+/// `list-screens`: screens by id.
+pub fn list_screens<S: Store>(db: &mut Db<S>, input: PageInput) -> Result<ScreenPage, Error> {
+    let (screens, next) = records_page(
+        db,
+        keys::SCREENS,
+        keys::screen,
+        |s: &Screen| &s.screen_id,
+        input,
+    )?;
+    Ok(ScreenPage { screens, next })
 }
 
 /// `screen-history`: a screen's rides, newest first.
@@ -357,9 +392,7 @@ pub fn screen_history<S: Store>(db: &mut Db<S>, input: HistoryInput) -> Result<H
         None => None,
     };
     let prefix = keys::history_prefix(&input.screen_id);
-    let (ids, more) = page_of_ids(db.store(), &prefix, after.as_deref(), limit(input.limit))?;
-    let next = if more { ids.last().cloned() } else { None };
-    let rides = rides_of(db, ids)?;
+    let (rides, next) = rides_page(db, &prefix, after, input.limit)?;
     Ok(HistoryPage {
         screen_id: input.screen_id,
         rides,
@@ -425,18 +458,13 @@ pub fn get_driver<S: Store>(db: &mut Db<S>, input: DriverIdInput) -> Result<Driv
 
 /// `list-drivers`: drivers by id, with their status.
 pub fn list_drivers<S: Store>(db: &mut Db<S>, input: PageInput) -> Result<DriverPage, Error> {
-    let after = input.after.map(|a| keys::driver(&a));
-    let (drivers, more): (Vec<Driver>, bool) = page_of(
-        db.store(),
+    let (drivers, next) = records_page(
+        db,
         keys::DRIVERS,
-        after.as_deref(),
-        limit(input.limit),
+        keys::driver,
+        |d: &Driver| &d.driver_id,
+        input,
     )?;
-    let next = if more {
-        drivers.last().map(|d| d.driver_id.clone())
-    } else {
-        None
-    };
     let (now_ms, max_age) = (db.now_ms, db.config.position_max_age_ms());
     let drivers = drivers
         .into_iter()
@@ -506,43 +534,34 @@ pub fn list_rides<S: Store>(db: &mut Db<S>, input: ListRidesInput) -> Result<Rid
             },
         ),
     };
-    let (ids, more) = page_of_ids(db.store(), &prefix, after.as_deref(), limit(input.limit))?;
-    let next = if more { ids.last().cloned() } else { None };
-    let rides = rides_of(db, ids)?;
+    let (rides, next) = rides_page(db, &prefix, after, input.limit)?;
     Ok(RidePage { rides, next })
 }
 
 /// `accept-ride`: the first offered driver to accept wins.
 pub fn accept_ride<S: Store>(db: &mut Db<S>, input: RideDriverInput) -> Result<Ride, Error> {
-    let mut ride = db.ride(&input.ride_id)?;
-    let before = ride.clone();
-    let driver = db.driver(&input.driver_id)?;
-    let busy_with = driver.as_ref().and_then(|d| d.ride_id.clone());
-    let plate = driver.and_then(|d| d.vehicle_plate);
-    ride.accept(&input.driver_id, busy_with.as_deref(), plate, db.now_ms)?;
-    if ride != before {
-        db.save_ride(Some(&before), &mut ride)?;
-    }
-    Ok(ride)
+    transition(db, &input.ride_id, |ride, db| {
+        let driver = db.driver(&input.driver_id)?;
+        let busy_with = driver.as_ref().and_then(|d| d.ride_id.clone());
+        let plate = driver.and_then(|d| d.vehicle_plate);
+        ride.accept(&input.driver_id, busy_with.as_deref(), plate, db.now_ms)?;
+        Ok(())
+    })
 }
 
 /// `release-ride`: the driver gives an accepted ride back; it is offered again.
 pub fn release_ride<S: Store>(db: &mut Db<S>, input: ReleaseInput) -> Result<Ride, Error> {
-    let mut ride = db.ride(&input.ride_id)?;
-    let before = ride.clone();
-    let (now_ms, config) = (db.now_ms, db.config);
-    ride.release(&input.driver_id, input.reason, now_ms, config, db)?;
-    db.save_ride(Some(&before), &mut ride)?;
-    Ok(ride)
+    transition(db, &input.ride_id, |ride, db| {
+        let (now_ms, config) = (db.now_ms, db.config);
+        ride.release(&input.driver_id, input.reason, now_ms, config, db)
+    })
 }
 
 /// `pick-up`: the driver has the rider in the car.
 pub fn pick_up<S: Store>(db: &mut Db<S>, input: RideDriverInput) -> Result<Ride, Error> {
-    let mut ride = db.ride(&input.ride_id)?;
-    let before = ride.clone();
-    ride.pick_up(&input.driver_id, db.now_ms)?;
-    db.save_ride(Some(&before), &mut ride)?;
-    Ok(ride)
+    transition(db, &input.ride_id, |ride, db| {
+        ride.pick_up(&input.driver_id, db.now_ms)
+    })
 }
 
 /// `complete-ride`: by the driver, or by staff for a driver who cannot.
@@ -556,30 +575,22 @@ pub fn complete_ride<S: Store>(db: &mut Db<S>, input: CompleteInput) -> Result<R
         }
         (CompletedBy::Staff, _) => Completer::Staff,
     };
-    let mut ride = db.ride(&input.ride_id)?;
-    let before = ride.clone();
-    ride.complete(&by, db.now_ms)?;
-    db.save_ride(Some(&before), &mut ride)?;
-    Ok(ride)
+    transition(db, &input.ride_id, |ride, db| ride.complete(&by, db.now_ms))
 }
 
 /// `cancel-ride`: by the rider or staff, before the pick-up.
 pub fn cancel_ride<S: Store>(db: &mut Db<S>, input: CancelInput) -> Result<Ride, Error> {
-    let mut ride = db.ride(&input.ride_id)?;
-    let before = ride.clone();
-    ride.cancel(input.by, input.reason, db.now_ms)?;
-    db.save_ride(Some(&before), &mut ride)?;
-    Ok(ride)
+    transition(db, &input.ride_id, |ride, db| {
+        ride.cancel(input.by, input.reason, db.now_ms)
+    })
 }
 
 /// `reoffer-ride`: staff offer an escalated ride again from round 1.
 pub fn reoffer_ride<S: Store>(db: &mut Db<S>, input: RideIdInput) -> Result<Ride, Error> {
-    let mut ride = db.ride(&input.ride_id)?;
-    let before = ride.clone();
-    let (now_ms, config) = (db.now_ms, db.config);
-    ride.reoffer(now_ms, config, db)?;
-    db.save_ride(Some(&before), &mut ride)?;
-    Ok(ride)
+    transition(db, &input.ride_id, |ride, db| {
+        let (now_ms, config) = (db.now_ms, db.config);
+        ride.reoffer(now_ms, config, db)
+    })
 }
 
 /// `tick`: advances the rides whose offer round has run out (soonest first, at most
@@ -671,29 +682,23 @@ fn route<S: Store>(
 ) -> Result<Value, Error> {
     let db = &mut Db::new(store, config, now_ms);
     match operation {
-        "register-screen" => to_json(&register_screen(db, parse(input)?)?),
-        "get-screen" => {
-            let input: ScreenIdInput = parse(input)?;
-            to_json(&db.require_screen(&input.screen_id)?)
-        }
-        "list-screens" => to_json(&list_screens(db, parse(input)?)?),
-        "screen-history" => to_json(&screen_history(db, parse(input)?)?),
-        "report-driver" => to_json(&report_driver(db, parse(input)?)?),
-        "get-driver" => to_json(&get_driver(db, parse(input)?)?),
-        "list-drivers" => to_json(&list_drivers(db, parse(input)?)?),
-        "request-ride" => to_json(&request_ride(db, parse(input)?)?),
-        "get-ride" => {
-            let input: RideIdInput = parse(input)?;
-            to_json(&db.ride(&input.ride_id)?)
-        }
-        "list-rides" => to_json(&list_rides(db, parse(input)?)?),
-        "accept-ride" => to_json(&accept_ride(db, parse(input)?)?),
-        "release-ride" => to_json(&release_ride(db, parse(input)?)?),
-        "pick-up" => to_json(&pick_up(db, parse(input)?)?),
-        "complete-ride" => to_json(&complete_ride(db, parse(input)?)?),
-        "cancel-ride" => to_json(&cancel_ride(db, parse(input)?)?),
-        "reoffer-ride" => to_json(&reoffer_ride(db, parse(input)?)?),
-        "tick" => to_json(&tick(db, parse(input)?)?),
+        "register-screen" => handle(input, |i| register_screen(db, i)),
+        "get-screen" => handle(input, |i: ScreenIdInput| db.require_screen(&i.screen_id)),
+        "list-screens" => handle(input, |i| list_screens(db, i)),
+        "screen-history" => handle(input, |i| screen_history(db, i)),
+        "report-driver" => handle(input, |i| report_driver(db, i)),
+        "get-driver" => handle(input, |i| get_driver(db, i)),
+        "list-drivers" => handle(input, |i| list_drivers(db, i)),
+        "request-ride" => handle(input, |i| request_ride(db, i)),
+        "get-ride" => handle(input, |i: RideIdInput| db.ride(&i.ride_id)),
+        "list-rides" => handle(input, |i| list_rides(db, i)),
+        "accept-ride" => handle(input, |i| accept_ride(db, i)),
+        "release-ride" => handle(input, |i| release_ride(db, i)),
+        "pick-up" => handle(input, |i| pick_up(db, i)),
+        "complete-ride" => handle(input, |i| complete_ride(db, i)),
+        "cancel-ride" => handle(input, |i| cancel_ride(db, i)),
+        "reoffer-ride" => handle(input, |i| reoffer_ride(db, i)),
+        "tick" => handle(input, |i| tick(db, i)),
         other => Err(Error::not_found(format!(
             "taxi-dispatch has no operation {other:?}"
         ))),

@@ -99,13 +99,14 @@ pub fn purge(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::mem::MemStore;
+    use crate::test_support::keys;
     use courtyard_sdk::json;
+    use courtyard_sdk::testing::MemoryStore;
 
     const T0: i64 = 4_102_444_800_000;
     const HOUR: i64 = 3_600_000;
 
-    fn bump(store: &mut MemStore, _: Value) -> Result<Value, Error> {
+    fn bump(store: &mut MemoryStore, _: Value) -> Result<Value, Error> {
         let n = store.data.get("n").and_then(Value::as_u64).unwrap_or(0) + 1;
         store.put("n", &json!(n))?;
         Ok(json!({ "n": n }))
@@ -113,16 +114,16 @@ mod tests {
 
     #[test]
     fn without_a_key_every_call_runs() {
-        let mut s = MemStore::default();
+        let mut s = MemoryStore::default();
         once(&mut s, "op", None, json!({}), T0, bump).expect("1");
         let out = once(&mut s, "op", None, json!({}), T0, bump).expect("2");
         assert_eq!(out, json!({ "n": 2 }));
-        assert!(s.keys(PREFIX).is_empty());
+        assert!(keys(&s, PREFIX).is_empty());
     }
 
     #[test]
     fn a_replay_returns_the_first_output_and_changes_nothing() {
-        let mut s = MemStore::default();
+        let mut s = MemoryStore::default();
         let first = once(&mut s, "op", Some("k"), json!({"a": 1}), T0, bump).expect("1");
         let again = once(&mut s, "op", Some("k"), json!({"a": 1}), T0 + 5, bump).expect("2");
         assert_eq!(first, again);
@@ -134,7 +135,7 @@ mod tests {
 
     #[test]
     fn the_same_key_with_another_input_is_a_conflict() {
-        let mut s = MemStore::default();
+        let mut s = MemoryStore::default();
         once(&mut s, "op", Some("k"), json!({"a": 1}), T0, bump).expect("1");
         match once(&mut s, "op", Some("k"), json!({"a": 2}), T0, bump) {
             Err(Error::Conflict(m)) => {
@@ -147,17 +148,17 @@ mod tests {
 
     #[test]
     fn a_failed_call_records_nothing() {
-        let mut s = MemStore::default();
+        let mut s = MemoryStore::default();
         let failed = once(&mut s, "op", Some("k"), json!({}), T0, |_, _| {
             Err(Error::conflict("no"))
         });
         assert!(failed.is_err());
-        assert!(s.keys(PREFIX).is_empty());
+        assert!(keys(&s, PREFIX).is_empty());
     }
 
     #[test]
     fn purge_removes_old_records_a_slice_at_a_time() {
-        let mut s = MemStore::default();
+        let mut s = MemoryStore::default();
         for i in 0..5 {
             once(&mut s, "op", Some(&format!("old{i}")), json!({}), T0, bump).expect("old");
         }
@@ -170,7 +171,7 @@ mod tests {
         // The second slice finds old3 and old4, and ends the pass.
         assert_eq!(purge(&mut s, now, 48 * HOUR, 4), Ok(2));
         assert!(!s.data.contains_key(CURSOR));
-        assert_eq!(s.keys(PREFIX), ["idem/op/new"]);
+        assert_eq!(keys(&s, PREFIX), ["idem/op/new"]);
         // Exactly at the retention age a record is kept.
         assert_eq!(purge(&mut s, T0 + 95 * HOUR, 48 * HOUR, 4), Ok(0));
         assert_eq!(purge(&mut s, T0 + 95 * HOUR + 1, 48 * HOUR, 4), Ok(1));

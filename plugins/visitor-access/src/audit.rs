@@ -3,7 +3,7 @@
 
 use crate::keys;
 use crate::passes::DenyReason;
-use crate::store::{Session, Store, page};
+use crate::store::{Session, Store, page, page_size};
 use courtyard_sdk::{Error, Value};
 use serde::{Deserialize, Serialize};
 
@@ -116,7 +116,7 @@ pub fn list<S: Store>(s: &mut Session<'_, S>, input: ListInput) -> Result<ListOu
         (None, Some(gate)) => keys::gate_checks(gate),
         (None, None) => keys::CHECKS.to_owned(),
     };
-    let limit = input.limit.unwrap_or(50).clamp(1, 100) as usize;
+    let limit = page_size(input.limit);
     let gate = input.gate_id.clone();
     let decision = input.decision;
     let page = page(
@@ -174,8 +174,9 @@ pub fn purge<S: Store>(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::config::Config;
-    use crate::store::MemStore;
+    use crate::store::tests::session;
+    use courtyard_sdk::testing::MemoryStore;
+    use serde_json::json;
 
     pub(crate) fn sample_check() -> Check {
         Check {
@@ -194,7 +195,7 @@ pub(crate) mod tests {
         }
     }
 
-    fn seed(s: &mut Session<'_, MemStore>) {
+    fn seed(s: &mut Session<'_, MemoryStore>) {
         for n in 1..=6u64 {
             let id = next_id(s).expect("id");
             let check = Check {
@@ -217,98 +218,77 @@ pub(crate) mod tests {
         out.checks.iter().map(|c| c.check_id.as_str()).collect()
     }
 
+    /// `list-checks` with `input` as a caller sends it.
+    fn listed(s: &mut Session<'_, MemoryStore>, input: Value) -> ListOutput {
+        let input =
+            serde_json::from_value(input.clone()).unwrap_or_else(|e| panic!("{input}: {e}"));
+        list(s, input).expect("list")
+    }
+
     #[test]
     fn lists_filter_by_visit_gate_and_decision() {
-        let mut store = MemStore::default();
-        let mut s = Session::new(&mut store, 1000, Config::default(), "nanhu", None);
+        let mut store = MemoryStore::default();
+        let mut s = session(&mut store, 1000, None);
         seed(&mut s);
-        let all = list(&mut s, ListInput::default()).expect("list");
-        assert_eq!(all.checks.len(), 6);
-        assert_eq!(all.next, None);
-        let east = list(
-            &mut s,
-            ListInput {
-                gate_id: Some("east-gate".into()),
-                ..ListInput::default()
-            },
-        )
-        .expect("list");
-        assert_eq!(ids(&east), ["c0000000002", "c0000000004", "c0000000006"]);
-        let visit = list(
-            &mut s,
-            ListInput {
-                visit_id: Some("v00000001".into()),
-                ..ListInput::default()
-            },
-        )
-        .expect("list");
-        assert_eq!(ids(&visit), ["c0000000002", "c0000000004"]);
-        let visit_west = list(
-            &mut s,
-            ListInput {
-                visit_id: Some("v00000002".into()),
-                gate_id: Some("west-gate".into()),
-                ..ListInput::default()
-            },
-        )
-        .expect("list");
-        assert_eq!(ids(&visit_west), ["c0000000001", "c0000000003"]);
-        let allowed = list(
-            &mut s,
-            ListInput {
-                decision: Some(Decision::Allow),
-                ..ListInput::default()
-            },
-        )
-        .expect("list");
-        assert_eq!(ids(&allowed), ["c0000000003", "c0000000006"]);
+        let cases = [
+            (
+                json!({}),
+                &[
+                    "c0000000001",
+                    "c0000000002",
+                    "c0000000003",
+                    "c0000000004",
+                    "c0000000005",
+                    "c0000000006",
+                ][..],
+            ),
+            (
+                json!({"gate_id": "east-gate"}),
+                &["c0000000002", "c0000000004", "c0000000006"],
+            ),
+            (
+                json!({"visit_id": "v00000001"}),
+                &["c0000000002", "c0000000004"],
+            ),
+            (
+                json!({"visit_id": "v00000002", "gate_id": "west-gate"}),
+                &["c0000000001", "c0000000003"],
+            ),
+            (
+                json!({"decision": "allow"}),
+                &["c0000000003", "c0000000006"],
+            ),
+        ];
+        for (input, expected) in cases {
+            let out = listed(&mut s, input.clone());
+            assert_eq!(ids(&out), expected, "{input}");
+            assert_eq!(out.next, None, "{input}");
+        }
     }
 
     #[test]
     fn lists_page() {
-        let mut store = MemStore::default();
-        let mut s = Session::new(&mut store, 1000, Config::default(), "nanhu", None);
+        let mut store = MemoryStore::default();
+        let mut s = session(&mut store, 1000, None);
         seed(&mut s);
-        let first = list(
-            &mut s,
-            ListInput {
-                limit: Some(4),
-                ..ListInput::default()
-            },
-        )
-        .expect("list");
+        let first = listed(&mut s, json!({"limit": 4}));
         assert_eq!(first.next.as_deref(), Some("c0000000004"));
-        let second = list(
-            &mut s,
-            ListInput {
-                limit: Some(4),
-                after: first.next,
-                ..ListInput::default()
-            },
-        )
-        .expect("list");
+        let second = listed(&mut s, json!({"limit": 4, "after": first.next}));
         assert_eq!(ids(&second), ["c0000000005", "c0000000006"]);
         assert_eq!(second.next, None);
     }
 
     #[test]
     fn purge_removes_old_checks_and_their_indexes() {
-        let mut store = MemStore::default();
-        let mut s = Session::new(&mut store, 1000, Config::default(), "nanhu", None);
+        let mut store = MemoryStore::default();
+        let mut s = session(&mut store, 1000, None);
         seed(&mut s);
         assert_eq!(purge(&mut s, 300, 2).expect("purge"), (2, true));
         assert_eq!(purge(&mut s, 300, 2).expect("purge"), (1, false));
         assert_eq!(purge(&mut s, 300, 2).expect("purge"), (0, false));
-        let left = list(&mut s, ListInput::default()).expect("list");
+        let left = listed(&mut s, json!({}));
         assert_eq!(ids(&left), ["c0000000004", "c0000000005", "c0000000006"]);
-        let visit = list(
-            &mut s,
-            ListInput {
-                visit_id: Some("v00000002".into()),
-                ..ListInput::default()
-            },
-        )
-        .expect("list");
+        let visit = listed(&mut s, json!({"visit_id": "v00000002"}));
         assert!(visit.checks.is_empty(), "index copies went too");
         let gate_keys = store.data.keys().filter(|k| k.starts_with("ag/")).count();
         assert_eq!(gate_keys, 3);

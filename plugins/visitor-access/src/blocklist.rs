@@ -2,7 +2,7 @@
 //! cannot register a visit, cannot have one confirmed, and is denied at every gate.
 
 use crate::keys;
-use crate::store::{Session, Store, page};
+use crate::store::{Session, Store, page, page_size};
 use crate::time::rfc3339;
 use crate::validate;
 use courtyard_sdk::Error;
@@ -24,6 +24,14 @@ impl BlockKind {
         match self {
             Self::Phone => "phone",
             Self::Face => "face",
+        }
+    }
+
+    /// As in messages.
+    pub fn noun(self) -> &'static str {
+        match self {
+            Self::Phone => "phone number",
+            Self::Face => "face reference",
         }
     }
 }
@@ -59,10 +67,7 @@ impl BlockEntry {
         };
         format!(
             "this visitor's {} is on the community's blocklist{until} (added by {} at {}); staff can remove it with blocklist-remove",
-            match self.kind {
-                BlockKind::Phone => "phone number",
-                BlockKind::Face => "face reference",
-            },
+            self.kind.noun(),
             self.added_by,
             rfc3339(self.added_at_ms)
         )
@@ -174,10 +179,7 @@ pub fn remove<S: Store>(s: &mut Session<'_, S>, input: RemoveInput) -> Result<Re
     if !s.exists(&key)? {
         return Err(Error::not_found(format!(
             "this {} is not on the blocklist",
-            match kind {
-                BlockKind::Phone => "phone number",
-                BlockKind::Face => "face reference",
-            }
+            kind.noun()
         )));
     }
     s.delete(&key)?;
@@ -219,7 +221,7 @@ pub fn list<S: Store>(s: &mut Session<'_, S>, input: ListInput) -> Result<ListOu
         Some(kind) => format!("{}{}/", keys::BLOCKLIST, kind.as_str()),
         None => keys::BLOCKLIST.to_owned(),
     };
-    let limit = input.limit.unwrap_or(50).clamp(1, 100) as usize;
+    let limit = page_size(input.limit);
     let now = s.now_ms;
     let page = page(s, &prefix, input.after.as_deref(), limit, |_, _, value| {
         let entry: BlockEntry = serde_json::from_value(value)
@@ -258,8 +260,8 @@ pub fn blocking<S: Store>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
-    use crate::store::MemStore;
+    use crate::store::tests::session;
+    use courtyard_sdk::testing::MemoryStore;
 
     fn add_phone(phone: &str, until_ms: Option<i64>) -> AddInput {
         AddInput {
@@ -273,8 +275,8 @@ mod tests {
 
     #[test]
     fn add_block_remove() {
-        let mut store = MemStore::default();
-        let mut s = Session::new(&mut store, 1000, Config::default(), "nanhu", None);
+        let mut store = MemoryStore::default();
+        let mut s = session(&mut store, 1000, None);
         assert_eq!(
             blocking(&mut s, Some("139"), Some("tpl-0001x")).expect("read"),
             None
@@ -343,8 +345,8 @@ mod tests {
 
     #[test]
     fn temporary_entries_lapse() {
-        let mut store = MemStore::default();
-        let mut s = Session::new(&mut store, 1000, Config::default(), "nanhu", None);
+        let mut store = MemoryStore::default();
+        let mut s = session(&mut store, 1000, None);
         add(&mut s, add_phone("139", Some(2000))).expect("add");
         assert!(blocking(&mut s, Some("139"), None).expect("read").is_some());
         s.now_ms = 2000;
@@ -357,8 +359,8 @@ mod tests {
 
     #[test]
     fn targets_must_be_exactly_one_and_faces_are_checked() {
-        let mut store = MemStore::default();
-        let mut s = Session::new(&mut store, 1000, Config::default(), "nanhu", None);
+        let mut store = MemoryStore::default();
+        let mut s = session(&mut store, 1000, None);
         let both = AddInput {
             phone: Some("139".into()),
             face_ref: Some("tpl-0001x".into()),

@@ -8,8 +8,8 @@
 //! deny with a reason; every check is kept. Unanswered visits and passes expire on
 //! their own: reads apply it, and the `expire-due` sweep writes it down with events.
 //!
-//! The logic is plain Rust over a [`store::Store`] (so it is tested natively with
-//! [`store::MemStore`]); the component is the thin [`VisitorAccess`] layer binding it
+//! The logic is plain Rust over a [`store::Store`] (so it is tested natively with the
+//! SDK's in-memory store); the component is the thin [`VisitorAccess`] layer binding it
 //! to the host. Modules:
 //!
 //! - [`validate`]: face references (never image data), names, windows, pass codes;
@@ -40,7 +40,8 @@ mod doc_example;
 mod tests;
 
 use config::Config;
-use courtyard_sdk::{Context, Error, Plugin, Value};
+use courtyard_sdk::store::HostStore;
+use courtyard_sdk::{Context, Error, Plugin, Value, handle};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use store::{Session, Store, once};
@@ -64,13 +65,23 @@ pub const OPERATIONS: [&str; 15] = [
     "expire-due",
 ];
 
-fn parse<I: DeserializeOwned>(input: Value) -> Result<I, Error> {
-    serde_json::from_value(input).map_err(|e| Error::invalid_input(e.to_string()))
+/// A read: `f` on the parsed input, its output serialised.
+fn read<S: Store, I: DeserializeOwned, O: Serialize>(
+    s: &mut Session<'_, S>,
+    input: Value,
+    f: impl FnOnce(&mut Session<'_, S>, I) -> Result<O, Error>,
+) -> Result<Value, Error> {
+    handle(input, |input| f(s, input))
 }
 
-fn output<O: Serialize>(value: O) -> Result<Value, Error> {
-    serde_json::to_value(value)
-        .map_err(|e| Error::internal(format!("cannot serialise output: {e}")))
+/// A change: `f` on the parsed input, run [`once`] per idempotency key of `operation`.
+fn change<S: Store, I: DeserializeOwned, O: Serialize>(
+    s: &mut Session<'_, S>,
+    operation: &str,
+    input: Value,
+    f: impl FnOnce(&mut Session<'_, S>, I) -> Result<O, Error>,
+) -> Result<Value, Error> {
+    handle(input, |input| once(s, operation, |s| f(s, input)))
 }
 
 /// Runs `operation` with `input` in session `s`. Operations that change state run
@@ -81,81 +92,24 @@ pub fn dispatch<S: Store>(
     input: Value,
 ) -> Result<Value, Error> {
     match operation {
-        "register-resident" => {
-            let input = parse(input)?;
-            once(s, operation, |s| residents::register(s, input))
-        }
-        "remove-resident" => {
-            let input = parse(input)?;
-            once(s, operation, |s| residents::remove(s, input))
-        }
-        "list-residents" => output(residents::list(s, parse(input)?)?),
-        "register-visit" => {
-            let input = parse(input)?;
-            once(s, operation, |s| visits::register(s, input))
-        }
-        "get-visit" => output(visits::get(s, parse(input)?)?),
-        "list-visits" => output(visits::list(s, parse(input)?)?),
-        "confirm-visit" => {
-            let input = parse(input)?;
-            once(s, operation, |s| visits::confirm(s, input))
-        }
-        "refuse-visit" => {
-            let input = parse(input)?;
-            once(s, operation, |s| visits::refuse(s, input))
-        }
-        "cancel-visit" => {
-            let input = parse(input)?;
-            once(s, operation, |s| visits::cancel(s, input))
-        }
-        "gate-check" => {
-            let input = parse(input)?;
-            once(s, operation, |s| gate::check(s, input))
-        }
-        "list-checks" => output(audit::list(s, parse(input)?)?),
-        "blocklist-add" => {
-            let input = parse(input)?;
-            once(s, operation, |s| blocklist::add(s, input))
-        }
-        "blocklist-remove" => {
-            let input = parse(input)?;
-            once(s, operation, |s| blocklist::remove(s, input))
-        }
-        "list-blocklist" => output(blocklist::list(s, parse(input)?)?),
-        "expire-due" => {
-            let input = parse(input)?;
-            once(s, operation, |s| sweep::run(s, input))
-        }
+        "register-resident" => change(s, operation, input, residents::register),
+        "remove-resident" => change(s, operation, input, residents::remove),
+        "list-residents" => read(s, input, residents::list),
+        "register-visit" => change(s, operation, input, visits::register),
+        "get-visit" => read(s, input, visits::get),
+        "list-visits" => read(s, input, visits::list),
+        "confirm-visit" => change(s, operation, input, visits::confirm),
+        "refuse-visit" => change(s, operation, input, visits::refuse),
+        "cancel-visit" => change(s, operation, input, visits::cancel),
+        "gate-check" => change(s, operation, input, gate::check),
+        "list-checks" => read(s, input, audit::list),
+        "blocklist-add" => change(s, operation, input, blocklist::add),
+        "blocklist-remove" => change(s, operation, input, blocklist::remove),
+        "list-blocklist" => read(s, input, blocklist::list),
+        "expire-due" => change(s, operation, input, sweep::run),
         other => Err(Error::not_found(format!(
             "visitor-access has no operation {other:?}"
         ))),
-    }
-}
-
-/// The host's state and events, through the SDK.
-#[derive(Debug)]
-struct HostStore;
-
-impl Store for HostStore {
-    fn get(&mut self, key: &str) -> Result<Option<Value>, Error> {
-        courtyard_sdk::state::get(key)
-    }
-    fn put(&mut self, key: &str, value: &Value) -> Result<(), Error> {
-        courtyard_sdk::state::put(key, value)
-    }
-    fn delete(&mut self, key: &str) -> Result<(), Error> {
-        courtyard_sdk::state::delete(key)
-    }
-    fn scan(
-        &mut self,
-        prefix: &str,
-        after: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<(String, Value)>, Error> {
-        courtyard_sdk::state::list(prefix, after, limit)
-    }
-    fn emit(&mut self, kind: &str, payload: &Value) -> Result<(), Error> {
-        courtyard_sdk::events::emit(kind, payload)
     }
 }
 

@@ -224,9 +224,10 @@ pub fn evaluate(visit: &Visit, now: i64) -> Result<String, (DenyReason, String)>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Config, MINUTE_MS};
-    use crate::store::MemStore;
+    use crate::config::MINUTE_MS;
+    use crate::store::tests::session;
     use crate::visit::tests::{T0, visit_in};
+    use courtyard_sdk::testing::MemoryStore;
 
     #[test]
     fn codes_are_deterministic_well_formed_and_spread() {
@@ -254,8 +255,8 @@ mod tests {
 
     #[test]
     fn issue_writes_the_index_and_skips_taken_codes() {
-        let mut store = MemStore::default();
-        let mut s = Session::new(&mut store, T0, Config::default(), "nanhu", Some("k".into()));
+        let mut store = MemoryStore::default();
+        let mut s = session(&mut store, T0, Some("k"));
         let mut visit = visit_in(VisitStatus::Confirmed);
         visit.pass_code = None;
         let first = derive_code("", "nanhu", &visit.visit_id, "key:k", 0);
@@ -331,12 +332,7 @@ mod tests {
 
     #[test]
     fn reasons_serialise_and_rank() {
-        for reason in DenyReason::ALL {
-            assert_eq!(
-                serde_json::to_value(reason).expect("json"),
-                serde_json::Value::String(reason.as_str().into())
-            );
-        }
+        crate::tests::assert_api_names(&DenyReason::ALL, DenyReason::as_str);
         assert!(DenyReason::NotYetValid.rank() < DenyReason::NoPass.rank());
         assert!(DenyReason::NoPass.rank() < DenyReason::Expired.rank());
     }

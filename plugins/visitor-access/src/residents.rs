@@ -1,7 +1,7 @@
 //! The residents of each unit: only they may confirm, refuse or cancel its visits.
 
 use crate::keys;
-use crate::store::{Session, Store, page};
+use crate::store::{Session, Store, page, page_size};
 use crate::validate;
 use courtyard_sdk::Error;
 use serde::{Deserialize, Serialize};
@@ -144,7 +144,7 @@ pub fn list<S: Store>(s: &mut Session<'_, S>, input: ListInput) -> Result<ListOu
         Some(unit) => keys::unit_residents(unit),
         None => keys::RESIDENTS.to_owned(),
     };
-    let limit = input.limit.unwrap_or(50).clamp(1, 100) as usize;
+    let limit = page_size(input.limit);
     let page = page(s, &prefix, input.after.as_deref(), limit, |_, _, value| {
         serde_json::from_value(value)
             .map(Some)
@@ -190,8 +190,8 @@ pub fn require_resident<S: Store>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
-    use crate::store::MemStore;
+    use crate::store::tests::session;
+    use courtyard_sdk::testing::MemoryStore;
 
     fn reg(unit: &str, id: &str, name: Option<&str>) -> RegisterInput {
         RegisterInput {
@@ -203,8 +203,8 @@ mod tests {
 
     #[test]
     fn register_is_idempotent_and_updates_the_name() {
-        let mut store = MemStore::default();
-        let mut s = Session::new(&mut store, 10, Config::default(), "nanhu", None);
+        let mut store = MemoryStore::default();
+        let mut s = session(&mut store, 10, None);
         let first = register(&mut s, reg("3-2-501", "r-wang", None)).expect("register");
         assert!(first.created);
         assert_eq!(first.resident.registered_at_ms, 10);
@@ -223,8 +223,8 @@ mod tests {
 
     #[test]
     fn residents_are_per_unit() {
-        let mut store = MemStore::default();
-        let mut s = Session::new(&mut store, 10, Config::default(), "nanhu", None);
+        let mut store = MemoryStore::default();
+        let mut s = session(&mut store, 10, None);
         register(&mut s, reg("3-2-501", "r-wang", None)).expect("register");
         register(&mut s, reg("3-2", "r-li", None)).expect("register");
         assert!(is_resident(&mut s, "3-2-501", "r-wang").expect("read"));
@@ -254,8 +254,8 @@ mod tests {
 
     #[test]
     fn remove_and_list() {
-        let mut store = MemStore::default();
-        let mut s = Session::new(&mut store, 10, Config::default(), "nanhu", None);
+        let mut store = MemoryStore::default();
+        let mut s = session(&mut store, 10, None);
         for (unit, id) in [("1-1-101", "a"), ("1-1-101", "b"), ("1-1-102", "c")] {
             register(&mut s, reg(unit, id, None)).expect("register");
         }

@@ -1,32 +1,14 @@
-//! What the logic needs from the host ([`Store`]), the per-call [`Session`] that every
-//! operation runs in, idempotent replays, paged listings, and [`MemStore`], an
-//! in-memory store for native tests.
+//! The per-call [`Session`] that every operation runs in, over the SDK's [`Store`]
+//! (the host's state and events, or `courtyard_sdk::testing::MemoryStore` in native
+//! tests), idempotent replays and paged listings.
 
 use crate::config::Config;
+use courtyard_sdk::store::{emit, load, save, to_json};
 use courtyard_sdk::{Error, Value};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use std::collections::BTreeMap;
 
-/// The host's state and event stream, as JSON values, so that the logic can be tested
-/// without a host.
-pub trait Store {
-    /// The value under `key`.
-    fn get(&mut self, key: &str) -> Result<Option<Value>, Error>;
-    /// Stores `value` under `key`.
-    fn put(&mut self, key: &str, value: &Value) -> Result<(), Error>;
-    /// Removes `key` (removing a missing key is not an error).
-    fn delete(&mut self, key: &str) -> Result<(), Error>;
-    /// Up to `limit` entries whose key starts with `prefix`, in key order, after `after`.
-    fn scan(
-        &mut self,
-        prefix: &str,
-        after: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<(String, Value)>, Error>;
-    /// Emits an event (a kind declared in the manifest, an object payload).
-    fn emit(&mut self, kind: &str, payload: &Value) -> Result<(), Error>;
-}
+pub use courtyard_sdk::store::Store;
 
 /// The host allows 64 events per call; expiries applied while reading ("on touch")
 /// emit at most this many, so that a call always has room for its own events. Beyond
@@ -69,12 +51,7 @@ impl<'s, S: Store> Session<'s, S> {
 
     /// The value under `key`, deserialised.
     pub fn get<T: DeserializeOwned>(&mut self, key: &str) -> Result<Option<T>, Error> {
-        match self.store.get(key)? {
-            None => Ok(None),
-            Some(value) => serde_json::from_value(value)
-                .map(Some)
-                .map_err(|e| Error::internal(format!("state key {key:?} holds bad data: {e}"))),
-        }
+        load(self.store, key)
     }
 
     /// Whether `key` holds a value.
@@ -84,8 +61,7 @@ impl<'s, S: Store> Session<'s, S> {
 
     /// Stores `value` as JSON under `key`.
     pub fn put<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) -> Result<(), Error> {
-        let value = to_value(value)?;
-        self.store.put(key, &value)
+        save(self.store, key, value)
     }
 
     /// Removes `key`.
@@ -105,8 +81,7 @@ impl<'s, S: Store> Session<'s, S> {
 
     /// Emits an event.
     pub fn emit<T: Serialize + ?Sized>(&mut self, kind: &str, payload: &T) -> Result<(), Error> {
-        let payload = to_value(payload)?;
-        self.store.emit(kind, &payload)
+        emit(self.store, kind, payload)
     }
 
     /// Takes one event from the budget of expiries applied on touch; `false` when the
@@ -126,10 +101,6 @@ impl<'s, S: Store> Session<'s, S> {
         self.put(key, &next)?;
         Ok(next)
     }
-}
-
-fn to_value<T: Serialize + ?Sized>(value: &T) -> Result<Value, Error> {
-    serde_json::to_value(value).map_err(|e| Error::internal(format!("cannot serialise: {e}")))
 }
 
 /// How long a replay record is kept: a retry with the same idempotency key within this
@@ -152,13 +123,13 @@ pub fn once<S: Store, T: Serialize>(
     f: impl FnOnce(&mut Session<'_, S>) -> Result<T, Error>,
 ) -> Result<Value, Error> {
     let Some(key) = s.idempotency_key.clone() else {
-        return to_value(&f(s)?);
+        return to_json(&f(s)?);
     };
     let record_key = crate::keys::replay(operation, &key);
     if let Some(replay) = s.get::<Replay>(&record_key)? {
         return Ok(replay.output);
     }
-    let output = to_value(&f(s)?)?;
+    let output = to_json(&f(s)?)?;
     let at_ms = s.now_ms;
     s.put(
         &record_key,
@@ -175,6 +146,17 @@ pub fn once<S: Store, T: Serialize>(
 /// entries); when the budget runs out the page ends early with a `next` cursor.
 pub const MAX_EXAMINED: usize = 2000;
 const SCAN_BATCH: u32 = 200;
+
+/// The page size of a listing when its input has no `limit`.
+pub const DEFAULT_PAGE: u32 = 50;
+/// The largest page size of a listing.
+pub const MAX_PAGE: u32 = 100;
+
+/// The page size a listing's `limit` asks for: [`DEFAULT_PAGE`] without one, and
+/// between 1 and [`MAX_PAGE`].
+pub fn page_size(limit: Option<u32>) -> usize {
+    limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE) as usize
+}
 
 /// A page of a listing: the items and the cursor of the next page.
 #[derive(Debug)]
@@ -225,64 +207,22 @@ pub fn page<S: Store, T>(
     }
 }
 
-/// An in-memory [`Store`] for native tests: a sorted map and the emitted events.
-#[derive(Debug, Default, Clone)]
-pub struct MemStore {
-    /// The state.
-    pub data: BTreeMap<String, Value>,
-    /// The events emitted, in order.
-    pub events: Vec<(String, Value)>,
-}
-
-impl MemStore {
-    /// The kinds of the events emitted so far.
-    pub fn event_kinds(&self) -> Vec<&str> {
-        self.events.iter().map(|(k, _)| k.as_str()).collect()
-    }
-}
-
-impl Store for MemStore {
-    fn get(&mut self, key: &str) -> Result<Option<Value>, Error> {
-        Ok(self.data.get(key).cloned())
-    }
-    fn put(&mut self, key: &str, value: &Value) -> Result<(), Error> {
-        self.data.insert(key.to_owned(), value.clone());
-        Ok(())
-    }
-    fn delete(&mut self, key: &str) -> Result<(), Error> {
-        self.data.remove(key);
-        Ok(())
-    }
-    fn scan(
-        &mut self,
-        prefix: &str,
-        after: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<(String, Value)>, Error> {
-        Ok(self
-            .data
-            .range(prefix.to_owned()..)
-            .take_while(|(k, _)| k.starts_with(prefix))
-            .filter(|(k, _)| after.is_none_or(|a| k.as_str() > a))
-            .take(limit.min(1000) as usize)
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect())
-    }
-    fn emit(&mut self, kind: &str, payload: &Value) -> Result<(), Error> {
-        self.events.push((kind.to_owned(), payload.clone()));
-        Ok(())
-    }
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use courtyard_sdk::testing::MemoryStore;
     use serde_json::json;
 
-    fn session<'a>(store: &'a mut MemStore, key: Option<&str>) -> Session<'a, MemStore> {
+    /// A session of community `nanhu` with the default config: the fixture of the
+    /// modules' unit tests.
+    pub(crate) fn session<'a>(
+        store: &'a mut MemoryStore,
+        now_ms: i64,
+        key: Option<&str>,
+    ) -> Session<'a, MemoryStore> {
         Session::new(
             store,
-            1_000,
+            now_ms,
             Config::default(),
             "nanhu",
             key.map(str::to_owned),
@@ -291,10 +231,10 @@ mod tests {
 
     #[test]
     fn once_replays_the_first_output_and_runs_nothing_twice() {
-        let mut store = MemStore::default();
+        let mut store = MemoryStore::default();
         let mut runs = 0;
         for _ in 0..3 {
-            let mut s = session(&mut store, Some("k1"));
+            let mut s = session(&mut store, 1_000, Some("k1"));
             let out = once(&mut s, "op", |s| {
                 runs += 1;
                 s.next_seq("seq/x")
@@ -304,16 +244,16 @@ mod tests {
         }
         assert_eq!(runs, 1);
         // The same key on another operation is another call.
-        let mut s = session(&mut store, Some("k1"));
+        let mut s = session(&mut store, 1_000, Some("k1"));
         let out = once(&mut s, "other", |s| s.next_seq("seq/x")).expect("ok");
         assert_eq!(out, json!(2));
     }
 
     #[test]
     fn once_without_a_key_always_runs() {
-        let mut store = MemStore::default();
+        let mut store = MemoryStore::default();
         for n in 1..=2 {
-            let mut s = session(&mut store, None);
+            let mut s = session(&mut store, 1_000, None);
             assert_eq!(
                 once(&mut s, "op", |s| s.next_seq("seq/x")).expect("ok"),
                 json!(n)
@@ -324,13 +264,13 @@ mod tests {
 
     #[test]
     fn page_filters_and_returns_a_cursor_only_when_more_remain() {
-        let mut store = MemStore::default();
+        let mut store = MemoryStore::default();
         for n in 0..10 {
             store.data.insert(format!("p/{n:02}"), json!(n));
         }
         store.data.insert("q/00".into(), json!(99));
-        let mut s = session(&mut store, None);
-        let even = |_: &mut Session<'_, MemStore>, _: &str, v: Value| {
+        let mut s = session(&mut store, 1_000, None);
+        let even = |_: &mut Session<'_, MemoryStore>, _: &str, v: Value| {
             Ok(v.as_i64().filter(|n| n % 2 == 0))
         };
         let first = page(&mut s, "p/", None, 3, even).expect("page");
@@ -350,11 +290,11 @@ mod tests {
 
     #[test]
     fn page_walks_past_a_scan_batch() {
-        let mut store = MemStore::default();
+        let mut store = MemoryStore::default();
         for n in 0..450 {
             store.data.insert(format!("p/{n:04}"), json!(n));
         }
-        let mut s = session(&mut store, None);
+        let mut s = session(&mut store, 1_000, None);
         let last = page(&mut s, "p/", None, 1000, |_, _, v| {
             Ok(v.as_i64().filter(|n| *n >= 440))
         })
@@ -365,12 +305,12 @@ mod tests {
 
     #[test]
     fn page_stops_after_examining_its_budget_with_a_cursor() {
-        let mut store = MemStore::default();
+        let mut store = MemoryStore::default();
         for n in 0..MAX_EXAMINED + 10 {
             store.data.insert(format!("p/{n:05}"), json!(n));
         }
-        let mut s = session(&mut store, None);
-        let none = |_: &mut Session<'_, MemStore>, _: &str, _: Value| Ok(None::<i64>);
+        let mut s = session(&mut store, 1_000, None);
+        let none = |_: &mut Session<'_, MemoryStore>, _: &str, _: Value| Ok(None::<i64>);
         let first = page(&mut s, "p/", None, 10, none).expect("page");
         assert!(first.items.is_empty());
         assert_eq!(first.next, Some(format!("{:05}", MAX_EXAMINED - 1)));
@@ -380,8 +320,8 @@ mod tests {
 
     #[test]
     fn the_touch_event_budget_runs_out() {
-        let mut store = MemStore::default();
-        let mut s = session(&mut store, None);
+        let mut store = MemoryStore::default();
+        let mut s = session(&mut store, 1_000, None);
         let taken = (0..100).filter(|_| s.take_touch_event()).count();
         assert_eq!(taken, TOUCH_EVENT_BUDGET);
     }

@@ -48,82 +48,85 @@ pub struct SweepOutput {
     pub more: bool,
 }
 
+/// Walks the `<prefix><ms>/<rest>` keys, earliest first, whose time is at or before
+/// `cutoff`, calling `f` with the key, its time and its rest until `budget` calls did
+/// their work (`f` returns whether it did; a stale entry it only deletes does not
+/// count). Malformed keys are deleted. Returns how many did their work and whether
+/// due keys are left for the next call.
+fn due_keys<S: Store>(
+    s: &mut Session<'_, S>,
+    prefix: &str,
+    cutoff: i64,
+    budget: usize,
+    mut f: impl FnMut(&mut Session<'_, S>, &str, i64, &str) -> Result<bool, Error>,
+) -> Result<(usize, bool), Error> {
+    let mut done = 0;
+    for (key, _) in s.scan(prefix, None, budget as u32 + 1)? {
+        let Some((at, rest)) = keys::split_timed(&key, prefix) else {
+            s.delete(&key)?;
+            continue;
+        };
+        if at > cutoff {
+            break;
+        }
+        if done == budget {
+            return Ok((done, true));
+        }
+        if f(s, &key, at, rest)? {
+            done += 1;
+        }
+    }
+    Ok((done, false))
+}
+
 /// `expire-due`.
 pub fn run<S: Store>(s: &mut Session<'_, S>, input: SweepInput) -> Result<SweepOutput, Error> {
     let limit = input.limit.unwrap_or(MAX_EXPIRIES).clamp(1, MAX_EXPIRIES) as usize;
-    let mut out = SweepOutput::default();
     let now = s.now_ms;
 
     // Deadlines, earliest first.
-    for (key, _) in s.scan(keys::DUE, None, limit as u32 + 1)? {
-        let Some((at, id)) = keys::split_timed(&key, keys::DUE) else {
-            s.delete(&key)?;
-            continue;
-        };
-        if at > now {
-            break;
-        }
-        if out.expired == limit {
-            out.more = true;
-            break;
-        }
-        let visit = visits::load(s, id)?;
-        match visit {
-            Some(visit) if visit.deadline() == Some(at) => {
-                if visits::expire_if_due(s, &visit)? {
-                    out.expired += 1;
-                }
-            }
+    let (expired, more_due) = due_keys(s, keys::DUE, now, limit, |s, key, at, id| {
+        match visits::load(s, id)? {
+            Some(visit) if visit.deadline() == Some(at) => visits::expire_if_due(s, &visit),
             // A deadline that no longer belongs to an open visit.
-            _ => s.delete(&key)?,
+            _ => s.delete(key).map(|()| false),
         }
-    }
+    })?;
 
     let before = now - s.config.retention_ms();
     // Closed visits, by closing time.
-    for (key, _) in s.scan(keys::DONE, None, VISIT_PURGE_BUDGET as u32 + 1)? {
-        let Some((at, id)) = keys::split_timed(&key, keys::DONE) else {
-            s.delete(&key)?;
-            continue;
-        };
-        if at > before {
-            break;
-        }
-        if out.purged_visits == VISIT_PURGE_BUDGET {
-            out.more = true;
-            break;
-        }
-        match visits::load(s, id)? {
-            Some(visit) => {
-                visits::purge(s, &visit)?;
-                out.purged_visits += 1;
-            }
-            None => s.delete(&key)?,
-        }
-    }
+    let (purged_visits, more_visits) = due_keys(
+        s,
+        keys::DONE,
+        before,
+        VISIT_PURGE_BUDGET,
+        |s, key, _, id| match visits::load(s, id)? {
+            Some(visit) => visits::purge(s, &visit).map(|()| true),
+            None => s.delete(key).map(|()| false),
+        },
+    )?;
 
-    let (checks, more) = audit::purge(s, before, CHECK_PURGE_BUDGET)?;
-    out.purged_checks = checks;
-    out.more |= more;
+    let (purged_checks, more_checks) = audit::purge(s, before, CHECK_PURGE_BUDGET)?;
 
     // Replay records, by time.
-    for (key, _) in s.scan(keys::REPLAYS_BY_TIME, None, REPLAY_PURGE_BUDGET as u32 + 1)? {
-        let Some((at, rest)) = keys::split_timed(&key, keys::REPLAYS_BY_TIME) else {
-            s.delete(&key)?;
-            continue;
-        };
-        if at + REPLAY_KEEP_MS > now {
-            break;
-        }
-        if out.purged_replays == REPLAY_PURGE_BUDGET {
-            out.more = true;
-            break;
-        }
-        if let Some((operation, idem)) = rest.split_once('/') {
-            s.delete(&keys::replay(operation, idem))?;
-        }
-        s.delete(&key)?;
-        out.purged_replays += 1;
-    }
-    Ok(out)
+    let (purged_replays, more_replays) = due_keys(
+        s,
+        keys::REPLAYS_BY_TIME,
+        now - REPLAY_KEEP_MS,
+        REPLAY_PURGE_BUDGET,
+        |s, key, _, rest| {
+            if let Some((operation, idem)) = rest.split_once('/') {
+                s.delete(&keys::replay(operation, idem))?;
+            }
+            s.delete(key).map(|()| true)
+        },
+    )?;
+
+    Ok(SweepOutput {
+        expired,
+        purged_visits,
+        purged_checks,
+        purged_replays,
+        more: more_due || more_visits || more_checks || more_replays,
+    })
 }

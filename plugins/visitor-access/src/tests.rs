@@ -3,7 +3,8 @@
 
 use crate::config::{Config, DAY_MS, MINUTE_MS};
 use crate::dispatch;
-use crate::store::{MemStore, Session, TOUCH_EVENT_BUDGET};
+use crate::store::{Session, TOUCH_EVENT_BUDGET};
+use courtyard_sdk::testing::MemoryStore;
 use courtyard_sdk::{Error, Value};
 use serde_json::json;
 
@@ -15,7 +16,7 @@ const FACE2: &str = "tpl-visitor-0002";
 const PHONE: &str = "13812345678";
 
 struct World {
-    store: MemStore,
+    store: MemoryStore,
     now: i64,
     config: Config,
 }
@@ -27,7 +28,7 @@ impl World {
 
     fn with(config: Config) -> Self {
         let mut w = Self {
-            store: MemStore::default(),
+            store: MemoryStore::default(),
             now: T0,
             config,
         };
@@ -45,19 +46,11 @@ impl World {
 
     /// One call, atomic like the host's: on error, state and events are rolled back.
     fn call_keyed(&mut self, op: &str, key: Option<&str>, input: Value) -> Result<Value, Error> {
-        let before = self.store.clone();
-        let mut s = Session::new(
-            &mut self.store,
-            self.now,
-            self.config.clone(),
-            "nanhu",
-            key.map(str::to_owned),
-        );
-        let result = dispatch(&mut s, op, input);
-        if result.is_err() {
-            self.store = before;
-        }
-        result
+        let (now, config) = (self.now, self.config.clone());
+        self.store.call(|store| {
+            let mut s = Session::new(store, now, config, "nanhu", key.map(str::to_owned));
+            dispatch(&mut s, op, input)
+        })
     }
 
     fn call(&mut self, op: &str, input: Value) -> Result<Value, Error> {
@@ -92,20 +85,24 @@ impl World {
     /// A visit today from +2h to +10h, registered and confirmed by r-wang.
     fn confirmed(&mut self) -> (String, String) {
         let id = self.register(PHONE, Some(FACE), T0 + 2 * HOUR, T0 + 10 * HOUR);
-        let v = self.ok(
-            "confirm-visit",
-            json!({"visit_id": id, "resident_id": "r-wang"}),
-        );
+        let v = self.ok("confirm-visit", by_wang(&id));
         (id, v["pass_code"].as_str().expect("code").to_owned())
     }
 
+    /// A world at T0 + 3h, inside the window of a visit confirmed by r-wang; with the
+    /// visit's id and pass code.
+    fn visiting() -> (Self, String, String) {
+        let mut w = Self::new();
+        let (id, code) = w.confirmed();
+        w.now = T0 + 3 * HOUR;
+        (w, id, code)
+    }
+
     fn gate(&mut self, credential: Value) -> Value {
-        let mut input = json!({"gate_id": "east-gate"});
-        input
-            .as_object_mut()
-            .expect("object")
-            .extend(credential.as_object().expect("object").clone());
-        self.ok("gate-check", input)
+        self.ok(
+            "gate-check",
+            merged(json!({"gate_id": "east-gate"}), credential),
+        )
     }
 
     fn status(&mut self, id: &str) -> String {
@@ -115,13 +112,43 @@ impl World {
             .to_owned()
     }
 
+    /// The kinds of the events emitted so far, without the plugin's prefix.
     fn kinds(&self) -> Vec<&str> {
         self.store
-            .event_kinds()
-            .into_iter()
-            .map(|k| k.trim_start_matches("visitor-access."))
+            .events
+            .iter()
+            .map(|(k, _)| k.trim_start_matches("visitor-access."))
             .collect()
     }
+}
+
+/// Asserts that every value in `all` serialises as its name in the API, `as_str`
+/// (shared by the enums' unit tests).
+pub(crate) fn assert_api_names<T: serde::Serialize + Copy + std::fmt::Debug>(
+    all: &[T],
+    as_str: fn(T) -> &'static str,
+) {
+    for &value in all {
+        assert_eq!(
+            serde_json::to_value(value).expect("json"),
+            Value::String(as_str(value).into()),
+            "{value:?}"
+        );
+    }
+}
+
+/// `base` with the fields of `changes` added or replaced (both are objects).
+fn merged(mut base: Value, changes: Value) -> Value {
+    let Value::Object(changes) = changes else {
+        panic!("not an object: {changes}")
+    };
+    base.as_object_mut().expect("an object").extend(changes);
+    base
+}
+
+/// The input of r-wang (a resident of 3-2-501) answering visit `id`.
+fn by_wang(id: &str) -> Value {
+    json!({"visit_id": id, "resident_id": "r-wang"})
 }
 
 fn message(e: &Error) -> &str {
@@ -177,14 +204,7 @@ fn registration_is_pending_with_a_respond_by_time_and_notifies() {
 fn registration_refusals() {
     let base = json!({"visitor_name": "Li Wei", "phone": PHONE, "unit": "3-2-501",
                       "from_ms": T0, "to_ms": T0 + HOUR});
-    let with = |changes: Value| {
-        let mut input = base.clone();
-        input
-            .as_object_mut()
-            .expect("object")
-            .extend(changes.as_object().expect("object").clone());
-        input
-    };
+    let with = |changes: Value| merged(base.clone(), changes);
     let mut w = World::new();
 
     let e = w.err("register-visit", with(json!({"unit": "9-9-909"})));
@@ -318,10 +338,7 @@ fn only_a_resident_of_the_unit_may_answer() {
     assert_conflict(&e, "so cannot cancel visit");
     assert_eq!(w.status(&id), "pending");
     assert!(w.store.events.len() == 1, "only the registration's event");
-    let e = w.err(
-        "confirm-visit",
-        json!({"visit_id": "v00000099", "resident_id": "r-wang"}),
-    );
+    let e = w.err("confirm-visit", by_wang("v00000099"));
     assert!(
         matches!(&e, Error::NotFound(m) if m.contains("no visit \"v00000099\"")),
         "{e}"
@@ -334,11 +351,7 @@ fn confirm_issues_a_pass_derived_from_the_key() {
     let id = w.register(PHONE, Some(FACE), T0 + 2 * HOUR, T0 + 10 * HOUR);
     w.now += MINUTE_MS;
     let v = w
-        .call_keyed(
-            "confirm-visit",
-            Some("confirm-1"),
-            json!({"visit_id": id, "resident_id": "r-wang"}),
-        )
+        .call_keyed("confirm-visit", Some("confirm-1"), by_wang(&id))
         .expect("confirm");
     assert_eq!(v["status"], "confirmed");
     assert_eq!(v["decided_by"], "r-wang");
@@ -354,24 +367,14 @@ fn confirm_issues_a_pass_derived_from_the_key() {
     assert_eq!(w.store.events[1].1["phone"], PHONE);
     // The replay returns the same, changes nothing, emits nothing.
     let again = w
-        .call_keyed(
-            "confirm-visit",
-            Some("confirm-1"),
-            json!({"visit_id": id, "resident_id": "r-wang"}),
-        )
+        .call_keyed("confirm-visit", Some("confirm-1"), by_wang(&id))
         .expect("replay");
     assert_eq!(again, v);
     assert_eq!(w.store.events.len(), 2);
     // Without the key, a second confirmation is a conflict naming who confirmed.
-    let e = w.err(
-        "confirm-visit",
-        json!({"visit_id": id, "resident_id": "r-wang"}),
-    );
+    let e = w.err("confirm-visit", by_wang(&id));
     assert_conflict(&e, "already confirmed by r-wang");
-    let e = w.err(
-        "refuse-visit",
-        json!({"visit_id": id, "resident_id": "r-wang"}),
-    );
+    let e = w.err("refuse-visit", by_wang(&id));
     assert_conflict(&e, "cancel the visit (cancel-visit)");
 }
 
@@ -399,16 +402,11 @@ fn refuse_is_final_and_denied_at_the_gate() {
     assert_eq!(v["note"], "not home");
     assert_eq!(v["closed_at_ms"], T0);
     assert_eq!(w.kinds(), ["visit-registered", "visit-refused"]);
-    for (op, extra) in [
-        ("confirm-visit", json!({"resident_id": "r-wang"})),
-        ("refuse-visit", json!({"resident_id": "r-wang"})),
-        ("cancel-visit", json!({"phone": PHONE})),
+    for (op, input) in [
+        ("confirm-visit", by_wang(&id)),
+        ("refuse-visit", by_wang(&id)),
+        ("cancel-visit", json!({"visit_id": id, "phone": PHONE})),
     ] {
-        let mut input = json!({"visit_id": id});
-        input
-            .as_object_mut()
-            .expect("o")
-            .extend(extra.as_object().expect("o").clone());
         let e = w.err(op, input);
         assert_conflict(&e, "it was refused by r-wang");
     }
@@ -427,10 +425,7 @@ fn a_confirmation_is_refused_for_a_blocklisted_visitor() {
         "blocklist-add",
         json!({"face_ref": FACE, "reason": "x", "by": "s-zhao"}),
     );
-    let e = w.err(
-        "confirm-visit",
-        json!({"visit_id": id, "resident_id": "r-wang"}),
-    );
+    let e = w.err("confirm-visit", by_wang(&id));
     assert_conflict(
         &e,
         &format!(
@@ -438,10 +433,7 @@ fn a_confirmation_is_refused_for_a_blocklisted_visitor() {
         ),
     );
     // The resident can still refuse.
-    w.ok(
-        "refuse-visit",
-        json!({"visit_id": id, "resident_id": "r-wang"}),
-    );
+    w.ok("refuse-visit", by_wang(&id));
 }
 
 // ---- cancellation ---------------------------------------------------------------------
@@ -464,10 +456,7 @@ fn cancellation_by_each_party() {
     assert_eq!(v["cancelled_by"], "visitor");
     // A resident, of a confirmed visit: the pass stops working.
     let (b, code) = w.confirmed();
-    let v = w.ok(
-        "cancel-visit",
-        json!({"visit_id": b, "resident_id": "r-wang"}),
-    );
+    let v = w.ok("cancel-visit", by_wang(&b));
     assert_eq!(v["cancelled_by"], "resident:r-wang");
     let cancelled = w.store.events.last().expect("event").1.clone();
     assert_eq!(cancelled["was"], "confirmed");
@@ -512,10 +501,7 @@ fn an_unanswered_visit_expires_on_read_once() {
     assert_eq!(w.store.events.len(), 2);
     let sweep = w.ok("expire-due", json!({}));
     assert_eq!(sweep["expired"], 0);
-    let e = w.err(
-        "confirm-visit",
-        json!({"visit_id": id, "resident_id": "r-wang"}),
-    );
+    let e = w.err("confirm-visit", by_wang(&id));
     assert_conflict(&e, "it expired unanswered at 2030-01-02T00:00:00Z");
     let check = w.gate(json!({"face_ref": FACE}));
     assert_eq!(check["reason"], "no-pass");
@@ -532,10 +518,7 @@ fn a_late_confirmation_is_refused_even_before_anything_wrote_the_expiry() {
     let mut w = World::new();
     let id = w.register(PHONE, None, T0, T0 + 3 * DAY_MS);
     w.now = T0 + DAY_MS + 5;
-    let e = w.err(
-        "confirm-visit",
-        json!({"visit_id": id, "resident_id": "r-wang"}),
-    );
+    let e = w.err("confirm-visit", by_wang(&id));
     assert_conflict(&e, "expired unanswered");
 }
 
@@ -614,9 +597,7 @@ fn reads_expire_within_the_event_budget_and_the_sweep_does_the_rest() {
 
 #[test]
 fn retention_removes_closed_visits_checks_and_replays() {
-    let mut w = World::new();
-    let (id, code) = w.confirmed();
-    w.now = T0 + 3 * HOUR;
+    let (mut w, id, code) = World::visiting();
     w.call_keyed(
         "gate-check",
         Some("g-1"),
@@ -746,10 +727,7 @@ fn a_face_picks_the_visit_that_opens_the_gate_or_the_nearest_reason() {
     );
     // A confirmed visit tomorrow: not yet valid beats no pass.
     let tomorrow = w.register(PHONE, Some(FACE), T0 + DAY_MS, T0 + DAY_MS + HOUR);
-    w.ok(
-        "confirm-visit",
-        json!({"visit_id": tomorrow, "resident_id": "r-wang"}),
-    );
+    w.ok("confirm-visit", by_wang(&tomorrow));
     let c = w.gate(json!({"face_ref": FACE}));
     assert_eq!(
         (c["reason"].as_str(), c["visit_id"].as_str()),
@@ -757,10 +735,7 @@ fn a_face_picks_the_visit_that_opens_the_gate_or_the_nearest_reason() {
     );
     // A confirmed visit now: allowed.
     let today = w.register(PHONE, Some(FACE), T0, T0 + HOUR);
-    w.ok(
-        "confirm-visit",
-        json!({"visit_id": today, "resident_id": "r-wang"}),
-    );
+    w.ok("confirm-visit", by_wang(&today));
     let c = w.gate(json!({"face_ref": FACE}));
     assert_eq!(
         (c["decision"].as_str(), c["visit_id"].as_str()),
@@ -770,9 +745,7 @@ fn a_face_picks_the_visit_that_opens_the_gate_or_the_nearest_reason() {
 
 #[test]
 fn the_blocklist_denies_at_the_gate_even_with_a_valid_pass() {
-    let mut w = World::new();
-    let (id, code) = w.confirmed();
-    w.now = T0 + 3 * HOUR;
+    let (mut w, id, code) = World::visiting();
     w.ok(
         "blocklist-add",
         json!({"phone": PHONE, "reason": "x", "by": "s-zhao", "until_ms": T0 + 4 * HOUR}),
@@ -806,9 +779,7 @@ fn the_blocklist_denies_at_the_gate_even_with_a_valid_pass() {
 
 #[test]
 fn every_check_is_in_the_trail_by_visit_and_by_gate() {
-    let mut w = World::new();
-    let (id, code) = w.confirmed();
-    w.now = T0 + 3 * HOUR;
+    let (mut w, id, code) = World::visiting();
     w.gate(json!({"pass_code": code}));
     w.ok(
         "gate-check",
@@ -833,9 +804,7 @@ fn every_check_is_in_the_trail_by_visit_and_by_gate() {
 
 #[test]
 fn a_replayed_gate_check_is_one_check() {
-    let mut w = World::new();
-    let (_, code) = w.confirmed();
-    w.now = T0 + 3 * HOUR;
+    let (mut w, _, code) = World::visiting();
     let input = json!({"gate_id": "east-gate", "pass_code": code});
     let a = w
         .call_keyed("gate-check", Some("gate-east-0001"), input.clone())
@@ -879,10 +848,7 @@ fn visits_list_by_unit_phone_and_status() {
     let a = w.register(PHONE, None, T0, T0 + HOUR);
     let b = w.register("13900000000", None, T0, T0 + HOUR);
     w.ok("register-visit", json!({"visitor_name": "Zhou", "phone": PHONE, "unit": "3-2-5", "from_ms": T0, "to_ms": T0 + HOUR}));
-    w.ok(
-        "confirm-visit",
-        json!({"visit_id": b, "resident_id": "r-wang"}),
-    );
+    w.ok("confirm-visit", by_wang(&b));
     let ids = |v: &Value| -> Vec<String> {
         v["visits"]
             .as_array()

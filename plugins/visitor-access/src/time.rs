@@ -1,6 +1,8 @@
 //! Times for people: milliseconds since the Unix epoch (the plugin's only time format)
 //! rendered as RFC 3339 UTC in messages.
 
+use courtyard_sdk::time::civil_from_days;
+
 /// `at` (ms since the epoch, UTC) as `2099-06-01T08:00:00Z` (with `.123` when the
 /// milliseconds are not zero).
 pub fn rfc3339(at: i64) -> String {
@@ -36,21 +38,6 @@ fn plural(n: i64, unit: &str) -> String {
     } else {
         format!("{n} {unit}s")
     }
-}
-
-/// The proleptic Gregorian date of a day number (days since 1970-01-01), after Howard
-/// Hinnant's `civil_from_days`.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
 #[cfg(test)]

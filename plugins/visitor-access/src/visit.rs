@@ -18,10 +18,11 @@ use courtyard_sdk::Error;
 use serde::{Deserialize, Serialize};
 
 /// Where a visit stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum VisitStatus {
-    /// Registered, waiting for a resident of the unit.
+    /// Registered, waiting for a resident of the unit (where every visit starts).
+    #[default]
     Pending,
     /// Confirmed by a resident: it has a pass.
     Confirmed,
@@ -60,8 +61,9 @@ impl VisitStatus {
     }
 }
 
-/// A visit, as stored and as returned by the operations.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A visit, as stored and as returned by the operations. The default is the empty
+/// start of a visit: pending, nobody has answered, no pass, not closed, no entries.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Visit {
     /// `v00000042`.
     pub visit_id: String,
@@ -307,16 +309,7 @@ pub(crate) mod tests {
             to_ms: T0 + 10 * HOUR,
             registered_at_ms: T0,
             respond_by_ms: T0 + HOUR,
-            decided_by: None,
-            decided_at_ms: None,
-            pass_code: None,
-            pass_valid_from_ms: None,
-            cancelled_by: None,
-            note: None,
-            closed_at_ms: None,
-            entries: 0,
-            last_entry_ms: None,
-            last_gate_id: None,
+            ..Visit::default()
         }
     }
 
@@ -517,11 +510,8 @@ pub(crate) mod tests {
 
     #[test]
     fn statuses_serialise_as_in_the_api() {
+        crate::tests::assert_api_names(&VisitStatus::ALL, VisitStatus::as_str);
         for status in VisitStatus::ALL {
-            assert_eq!(
-                serde_json::to_value(status).expect("json"),
-                serde_json::Value::String(status.as_str().into())
-            );
             assert_eq!(
                 status.is_open(),
                 matches!(status, VisitStatus::Pending | VisitStatus::Confirmed)

@@ -6,7 +6,7 @@ use crate::events;
 use crate::keys;
 use crate::passes;
 use crate::residents;
-use crate::store::{Session, Store, page};
+use crate::store::{Session, Store, page, page_size};
 use crate::validate;
 use crate::visit::{Action, Canceller, Visit, VisitStatus, apply};
 use courtyard_sdk::Error;
@@ -190,16 +190,7 @@ pub fn register<S: Store>(s: &mut Session<'_, S>, input: RegisterInput) -> Resul
         to_ms: input.to_ms,
         registered_at_ms: now,
         respond_by_ms,
-        decided_by: None,
-        decided_at_ms: None,
-        pass_code: None,
-        pass_valid_from_ms: None,
-        cancelled_by: None,
-        note: None,
-        closed_at_ms: None,
-        entries: 0,
-        last_entry_ms: None,
-        last_gate_id: None,
+        ..Visit::default()
     };
     s.put(&keys::visit(&visit_id), &visit)?;
     s.put(
@@ -409,7 +400,7 @@ pub fn list<S: Store>(s: &mut Session<'_, S>, input: ListInput) -> Result<ListOu
         (None, Some(phone)) => (keys::phone_visits(phone), true),
         (None, None) => (keys::VISITS.to_owned(), false),
     };
-    let limit = input.limit.unwrap_or(50).clamp(1, 100) as usize;
+    let limit = page_size(input.limit);
     let phone = input.phone.clone();
     let status = input.status;
     let page = page(s, &prefix, input.after.as_deref(), limit, |s, id, value| {

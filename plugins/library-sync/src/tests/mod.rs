@@ -1,5 +1,5 @@
 //! Tests across modules, driven through [`crate::api::dispatch`] as the host drives the
-//! component, on an in-memory store.
+//! component, on the SDK's in-memory store.
 
 mod api;
 mod doc_example;
@@ -13,8 +13,8 @@ use crate::catalogue;
 use crate::config::{Call, Config, DAY_MS};
 use crate::loans::{Loan, loan_key};
 use crate::shelf::{Held, held_key, slot_key};
-use crate::store::mem::MemStore;
 use crate::store::{load, scan};
+use courtyard_sdk::testing::MemoryStore;
 use courtyard_sdk::{Error, Value};
 use serde_json::json;
 
@@ -24,7 +24,7 @@ pub const T0: i64 = 1_780_272_000_000;
 /// A shelf in one community: its state, its config and its clock.
 #[derive(Debug, Default)]
 pub struct World {
-    pub store: MemStore,
+    pub store: MemoryStore,
     pub config: Config,
     pub now: i64,
 }
@@ -49,7 +49,9 @@ impl World {
         self.op_keyed(operation, None, input)
     }
 
-    /// Calls `operation` with an optional idempotency key.
+    /// Calls `operation` with an optional idempotency key. The call runs on the store as
+    /// it is, not through `MemoryStore::call`: a refusal must change nothing by itself
+    /// (see [`World::refused`]), without the host's rollback.
     pub fn op_keyed(
         &mut self,
         operation: &str,
@@ -62,6 +64,7 @@ impl World {
             config: &self.config,
         };
         let result = dispatch(&mut self.store, &call, operation, input.clone());
+        check_store(&self.store);
         if let Ok(output) = &result {
             trace(operation, &input, output);
         }
@@ -150,7 +153,7 @@ impl World {
     }
 
     pub fn kinds(&self) -> Vec<String> {
-        self.store.events.iter().map(|(k, _)| k.clone()).collect()
+        kinds(&self.store)
     }
 
     /// Checks that the records that point at each other agree.
@@ -210,6 +213,23 @@ impl World {
     }
 }
 
+/// The kinds of the events `store` holds, in order.
+pub fn kinds(store: &MemoryStore) -> Vec<String> {
+    store.events.iter().map(|(k, _)| k.clone()).collect()
+}
+
+/// Checks what the host would refuse and the in-memory store accepts: every state key is 1
+/// to 512 bytes long and every event payload is a JSON object.
+#[track_caller]
+pub fn check_store(store: &MemoryStore) {
+    for key in store.data.keys() {
+        assert!(!key.is_empty() && key.len() <= 512, "bad key {key:?}");
+    }
+    for (kind, payload) in &store.events {
+        assert!(payload.is_object(), "{kind}: event payloads are objects");
+    }
+}
+
 /// With `LIBRARY_SYNC_TRACE=<file>` set, appends each successful call as a JSON line
 /// `{"operation", "input", "output"}`, so that the outputs can be checked against the
 /// manifest's output schemas by an external validator.
@@ -229,41 +249,35 @@ fn trace(operation: &str, input: &Value, output: &Value) {
     }
 }
 
+/// Asserts `err` answers the host's error `code` and its message contains every one of
+/// `parts`.
+#[track_caller]
+fn assert_refusal(err: &Error, code: &str, parts: &[&str]) {
+    let body = courtyard_sdk::testing::error_body(err);
+    assert_eq!(
+        body["error"]["code"], code,
+        "expected {code} mentioning {parts:?}, got {err:?}"
+    );
+    let m = body["error"]["message"].as_str().unwrap_or_default();
+    for part in parts {
+        assert!(m.contains(part), "{m:?} does not mention {part:?}");
+    }
+}
+
 /// Asserts `err` is `conflict` and its message contains every one of `parts`.
 #[track_caller]
 pub fn assert_conflict(err: &Error, parts: &[&str]) {
-    match err {
-        Error::Conflict(m) => {
-            for part in parts {
-                assert!(m.contains(part), "{m:?} does not mention {part:?}");
-            }
-        }
-        other => panic!("expected a conflict mentioning {parts:?}, got {other:?}"),
-    }
+    assert_refusal(err, "conflict", parts);
 }
 
 /// Asserts `err` is `not_found` and its message contains every one of `parts`.
 #[track_caller]
 pub fn assert_not_found(err: &Error, parts: &[&str]) {
-    match err {
-        Error::NotFound(m) => {
-            for part in parts {
-                assert!(m.contains(part), "{m:?} does not mention {part:?}");
-            }
-        }
-        other => panic!("expected not_found mentioning {parts:?}, got {other:?}"),
-    }
+    assert_refusal(err, "not_found", parts);
 }
 
 /// Asserts `err` is `invalid_input` and its message contains every one of `parts`.
 #[track_caller]
 pub fn assert_invalid(err: &Error, parts: &[&str]) {
-    match err {
-        Error::InvalidInput(m) => {
-            for part in parts {
-                assert!(m.contains(part), "{m:?} does not mention {part:?}");
-            }
-        }
-        other => panic!("expected invalid_input mentioning {parts:?}, got {other:?}"),
-    }
+    assert_refusal(err, "invalid_input", parts);
 }

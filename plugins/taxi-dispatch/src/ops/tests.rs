@@ -3,8 +3,9 @@
 
 use super::*;
 use crate::events;
-use crate::store::mem::MemStore;
+use crate::test_support::{check_store, declared, event_kinds, keys, manifest, sorted};
 use courtyard_sdk::json;
+use courtyard_sdk::testing::{MemoryStore, difference, doc_steps, error_body, run_doc_example};
 use std::collections::BTreeMap;
 
 const T0: i64 = 4_102_444_800_000; // 2100-01-01T00:00:00Z
@@ -16,7 +17,7 @@ const LON: f64 = 120.0;
 
 /// A community: its store, config and clock.
 struct World {
-    store: MemStore,
+    store: MemoryStore,
     config: Config,
     now: i64,
 }
@@ -24,7 +25,7 @@ struct World {
 impl World {
     fn new() -> Self {
         Self {
-            store: MemStore::default(),
+            store: MemoryStore::default(),
             config: Config::default(),
             now: T0,
         }
@@ -39,16 +40,17 @@ impl World {
 
     /// A call with an optional idempotency key; a failure rolls back like the host.
     fn call_with(&mut self, key: Option<&str>, op: &str, input: Value) -> Result<Value, Error> {
-        let snapshot = self.store.clone();
         let call = Call {
             now_ms: self.now,
             idempotency_key: key,
         };
         let events_before = self.store.events.len();
-        let result = invoke(&mut self.store, &self.config, call, op, input.clone());
-        if result.is_err() {
-            self.store = snapshot;
-        }
+        let config = &self.config;
+        let result = self.store.call(|store| {
+            let result = invoke(store, config, call, op, input.clone());
+            check_store(store);
+            result
+        });
         record(op, &input, &result, &self.store.events[events_before..]);
         result
     }
@@ -102,6 +104,11 @@ impl World {
 
     fn press(&mut self, screen: &str) -> Value {
         self.ok("request-ride", json!({"screen_id": screen}))
+    }
+
+    /// A press sent with an idempotency key.
+    fn press_with_key(&mut self, key: &str, screen: &str) -> Result<Value, Error> {
+        self.call_with(Some(key), "request-ride", json!({"screen_id": screen}))
     }
 
     fn ride(&mut self, id: &str) -> Value {
@@ -183,7 +190,7 @@ impl World {
             assert_eq!(screen.rides_total, history);
         }
         assert!(screen_open.is_empty(), "rides of unknown screens");
-        assert_eq!(self.store.keys("all/").len(), rides.len());
+        assert_eq!(keys(&self.store, "all/").len(), rides.len());
         for (kind, _) in &self.store.events {
             assert!(events::ALL.contains(&kind.as_str()), "undeclared {kind}");
         }
@@ -217,6 +224,11 @@ fn record(op: &str, input: &Value, result: &Result<Value, Error>, events: &[(Str
     writeln!(file, "{line}").expect("write");
 }
 
+/// The input of `accept-ride`, `pick-up` and `release-ride` (without a reason).
+fn ride_and_driver(ride_id: &str, driver_id: &str) -> Value {
+    json!({"ride_id": ride_id, "driver_id": driver_id})
+}
+
 fn ids(rides: &Value) -> Vec<String> {
     rides
         .as_array()
@@ -240,13 +252,37 @@ fn offered(ride: &Value) -> Vec<(String, u64)> {
         .collect()
 }
 
+/// A community with `config` and the screen tower-a at the pickup.
+fn tower_a(config: Config) -> World {
+    let mut w = World::with(config);
+    w.screen("tower-a", LAT, LON);
+    w
+}
+
+/// tower-a, which may have `max_open` rides waiting, and a at 100 m.
+fn screen_with_max_open(max_open: u32) -> World {
+    let mut w = tower_a(Config {
+        max_open_rides_per_screen: max_open,
+        ..Config::default()
+    });
+    w.driver("a", 100.0);
+    w
+}
+
 /// tower-a at the pickup; a at 500 m, b at 900 m, far at 5000 m.
 fn world() -> World {
-    let mut w = World::new();
-    w.screen("tower-a", LAT, LON);
+    let mut w = tower_a(Config::default());
     w.driver("a", 500.0);
     w.driver("b", 900.0);
     w.driver("far", 5000.0);
+    w
+}
+
+/// [`world`] with ride 1 pressed at tower-a and accepted by a.
+fn accepted_by_a() -> World {
+    let mut w = world();
+    w.press("tower-a");
+    w.ok("accept-ride", ride_and_driver("ride-00000001", "a"));
     w
 }
 
@@ -254,20 +290,11 @@ fn world() -> World {
 
 #[test]
 fn the_manifest_declares_exactly_the_operations_served() {
-    let manifest: Value = serde_json::from_str(include_str!("../../manifest.json")).expect("json");
-    let mut declared: Vec<&str> = manifest["operations"]
-        .as_object()
-        .expect("operations")
-        .keys()
-        .map(String::as_str)
-        .collect();
-    declared.sort_unstable();
-    let mut served = OPERATIONS.to_vec();
-    served.sort_unstable();
-    assert_eq!(declared, served);
+    assert_eq!(declared("operations"), sorted(&OPERATIONS));
     for op in MUTATING {
         assert!(OPERATIONS.contains(&op), "{op}");
     }
+    let manifest = manifest();
     assert_eq!(manifest["name"], "taxi-dispatch");
     assert_eq!(manifest["capabilities"], json!(["state", "events"]));
 }
@@ -374,15 +401,9 @@ fn presses_on_unknown_inactive_or_busy_screens_are_refused() {
     );
     assert_eq!(ride["ride_id"], "ride-00000001");
     // Once the rider is in the car the screen is free again.
-    w.ok(
-        "accept-ride",
-        json!({"ride_id": "ride-00000001", "driver_id": "a"}),
-    );
+    w.ok("accept-ride", ride_and_driver("ride-00000001", "a"));
     w.conflict("request-ride", json!({"screen_id": "tower-a"}));
-    w.ok(
-        "pick-up",
-        json!({"ride_id": "ride-00000001", "driver_id": "a"}),
-    );
+    w.ok("pick-up", ride_and_driver("ride-00000001", "a"));
     let second = w.press("tower-a");
     assert_eq!(second["ride_id"], "ride-00000002");
     w.check_invariants();
@@ -390,12 +411,7 @@ fn presses_on_unknown_inactive_or_busy_screens_are_refused() {
 
 #[test]
 fn a_screen_may_have_more_open_rides_when_configured() {
-    let mut w = World::with(Config {
-        max_open_rides_per_screen: 2,
-        ..Config::default()
-    });
-    w.screen("tower-a", LAT, LON);
-    w.driver("a", 100.0);
+    let mut w = screen_with_max_open(2);
     w.press("tower-a");
     w.press("tower-a");
     let m = w.conflict("request-ride", json!({"screen_id": "tower-a"}));
@@ -416,7 +432,7 @@ fn a_request_names_a_screen_or_a_pickup_not_both() {
     );
     assert!(m.contains("either screen_id"), "{m}");
     w.invalid("request-ride", json!({}));
-    assert!(w.store.keys("ride/").is_empty());
+    assert!(keys(&w.store, "ride/").is_empty());
 }
 
 // ---- drivers -----------------------------------------------------------------------------
@@ -456,12 +472,7 @@ fn drivers_report_and_go_stale() {
 
 #[test]
 fn drivers_are_listed_with_their_status() {
-    let mut w = world();
-    w.ok("request-ride", json!({"screen_id": "tower-a"}));
-    w.ok(
-        "accept-ride",
-        json!({"ride_id": "ride-00000001", "driver_id": "a"}),
-    );
+    let mut w = accepted_by_a();
     w.ok(
         "report-driver",
         json!({"driver_id": "b", "lat": LAT, "lon": LON, "available": false}),
@@ -509,10 +520,7 @@ fn a_driver_sees_its_open_offers_with_its_current_distance() {
         json!([])
     );
     // Once a takes it, b's offer is gone.
-    w.ok(
-        "accept-ride",
-        json!({"ride_id": "ride-00000001", "driver_id": "a"}),
-    );
+    w.ok("accept-ride", ride_and_driver("ride-00000001", "a"));
     assert_eq!(
         w.ok("get-driver", json!({"driver_id": "b"}))["offers"],
         json!([])
@@ -547,7 +555,7 @@ fn a_press_offers_the_ride_to_the_nearest_available_drivers() {
     );
     assert_eq!(ride["times"]["round_deadline_ms"], T0 + 45 * S);
     assert_eq!(
-        w.store.event_kinds(),
+        event_kinds(&w.store),
         [events::RIDE_REQUESTED, events::RIDE_OFFERED]
     );
     let (_, offered_event) = &w.store.events[1];
@@ -587,10 +595,7 @@ fn stale_unavailable_and_busy_drivers_get_no_offers() {
     w.driver("fresh", 1500.0);
     let ride = w.press("tower-a");
     assert_eq!(offered(&ride), [("fresh".to_owned(), 1)]);
-    w.ok(
-        "accept-ride",
-        json!({"ride_id": "ride-00000001", "driver_id": "fresh"}),
-    );
+    w.ok("accept-ride", ride_and_driver("ride-00000001", "fresh"));
     // fresh is busy: a phone ride right next to it escalates.
     let ride = w.ok(
         "request-ride",
@@ -602,8 +607,7 @@ fn stale_unavailable_and_busy_drivers_get_no_offers() {
 
 #[test]
 fn nobody_available_escalates_at_once_for_staff() {
-    let mut w = World::new();
-    w.screen("tower-a", LAT, LON);
+    let mut w = tower_a(Config::default());
     let ride = w.press("tower-a");
     assert_eq!(ride["state"], "escalated");
     assert_eq!(ride["round"], 3);
@@ -614,7 +618,7 @@ fn nobody_available_escalates_at_once_for_staff() {
     );
     assert_eq!(ride["times"]["escalated_ms"], T0);
     assert_eq!(
-        w.store.event_kinds(),
+        event_kinds(&w.store),
         [events::RIDE_REQUESTED, events::RIDE_ESCALATED]
     );
     let payload = &w.store.events[1].1;
@@ -635,10 +639,7 @@ fn the_first_accept_wins_and_every_later_accept_is_a_conflict() {
     w.press("tower-a");
     w.now += 10 * S;
     let n = w.store.events.len();
-    let ride = w.ok(
-        "accept-ride",
-        json!({"ride_id": "ride-00000001", "driver_id": "b"}),
-    );
+    let ride = w.ok("accept-ride", ride_and_driver("ride-00000001", "b"));
     assert_eq!(ride["state"], "accepted");
     assert_eq!(ride["driver_id"], "b");
     assert_eq!(ride["vehicle_plate"], "P-b");
@@ -650,24 +651,15 @@ fn the_first_accept_wins_and_every_later_accept_is_a_conflict() {
     assert_eq!(payload["driver_id"], "b");
     assert_eq!(payload["pickup"]["description"], "tower-a door");
 
-    let m = w.conflict(
-        "accept-ride",
-        json!({"ride_id": "ride-00000001", "driver_id": "a"}),
-    );
+    let m = w.conflict("accept-ride", ride_and_driver("ride-00000001", "a"));
     assert_eq!(
         m,
         "ride already taken: ride ride-00000001 was accepted by another driver"
     );
     // A stranger gets the same answer once it is taken.
-    w.conflict(
-        "accept-ride",
-        json!({"ride_id": "ride-00000001", "driver_id": "far"}),
-    );
+    w.conflict("accept-ride", ride_and_driver("ride-00000001", "far"));
     // The winner retrying gets its ride again, and nothing is emitted twice.
-    let again = w.ok(
-        "accept-ride",
-        json!({"ride_id": "ride-00000001", "driver_id": "b"}),
-    );
+    let again = w.ok("accept-ride", ride_and_driver("ride-00000001", "b"));
     assert_eq!(again, ride);
     assert_eq!(w.events_since(n), [events::RIDE_ACCEPTED]);
 
@@ -683,29 +675,20 @@ fn the_first_accept_wins_and_every_later_accept_is_a_conflict() {
 fn an_accept_by_a_driver_the_ride_was_not_offered_to_is_refused() {
     let mut w = world();
     w.press("tower-a");
-    let m = w.conflict(
-        "accept-ride",
-        json!({"ride_id": "ride-00000001", "driver_id": "far"}),
-    );
+    let m = w.conflict("accept-ride", ride_and_driver("ride-00000001", "far"));
     assert_eq!(
         m,
         "ride ride-00000001 was not offered to driver \"far\"; a driver can only accept rides offered to it (see get-driver)"
     );
     // Nor by a driver that never reported.
-    w.conflict(
-        "accept-ride",
-        json!({"ride_id": "ride-00000001", "driver_id": "nobody"}),
-    );
+    w.conflict("accept-ride", ride_and_driver("ride-00000001", "nobody"));
     assert_eq!(w.ride("ride-00000001")["state"], "offering");
 }
 
 #[test]
 fn accepting_an_unknown_ride_is_not_found() {
     let mut w = world();
-    let m = w.not_found(
-        "accept-ride",
-        json!({"ride_id": "ride-00000042", "driver_id": "a"}),
-    );
+    let m = w.not_found("accept-ride", ride_and_driver("ride-00000042", "a"));
     assert!(m.contains("no ride \"ride-00000042\""), "{m}");
 }
 
@@ -715,22 +698,13 @@ fn a_driver_on_a_ride_cannot_accept_another() {
     w.screen("tower-b", LAT, LON);
     w.press("tower-a");
     w.press("tower-b");
-    w.ok(
-        "accept-ride",
-        json!({"ride_id": "ride-00000001", "driver_id": "a"}),
-    );
-    let m = w.conflict(
-        "accept-ride",
-        json!({"ride_id": "ride-00000002", "driver_id": "a"}),
-    );
+    w.ok("accept-ride", ride_and_driver("ride-00000001", "a"));
+    let m = w.conflict("accept-ride", ride_and_driver("ride-00000002", "a"));
     assert!(
         m.contains("driver \"a\" is busy with ride ride-00000001"),
         "{m}"
     );
-    w.ok(
-        "accept-ride",
-        json!({"ride_id": "ride-00000002", "driver_id": "b"}),
-    );
+    w.ok("accept-ride", ride_and_driver("ride-00000002", "b"));
     w.check_invariants();
 }
 
@@ -738,16 +712,8 @@ fn a_driver_on_a_ride_cannot_accept_another() {
 
 #[test]
 fn the_whole_ride_frees_the_driver_and_the_screen() {
-    let mut w = world();
-    w.press("tower-a");
-    w.ok(
-        "accept-ride",
-        json!({"ride_id": "ride-00000001", "driver_id": "a"}),
-    );
-    let m = w.conflict(
-        "pick-up",
-        json!({"ride_id": "ride-00000001", "driver_id": "b"}),
-    );
+    let mut w = accepted_by_a();
+    let m = w.conflict("pick-up", ride_and_driver("ride-00000001", "b"));
     assert_eq!(
         m,
         "ride ride-00000001 is assigned to another driver, not to driver \"b\"; only its driver can pick it up"
@@ -758,10 +724,7 @@ fn the_whole_ride_frees_the_driver_and_the_screen() {
     );
     assert!(m.contains("call pick-up first"), "{m}");
     w.now += 300 * S;
-    let ride = w.ok(
-        "pick-up",
-        json!({"ride_id": "ride-00000001", "driver_id": "a"}),
-    );
+    let ride = w.ok("pick-up", ride_and_driver("ride-00000001", "a"));
     assert_eq!(ride["state"], "picked_up");
     assert_eq!(
         w.ok("get-screen", json!({"screen_id": "tower-a"}))["open_rides"],
@@ -783,7 +746,7 @@ fn the_whole_ride_frees_the_driver_and_the_screen() {
     let a = w.ok("get-driver", json!({"driver_id": "a"}));
     assert_eq!(a["ride_id"], Value::Null);
     assert_eq!(
-        w.store.event_kinds(),
+        event_kinds(&w.store),
         [
             events::RIDE_REQUESTED,
             events::RIDE_OFFERED,
@@ -803,16 +766,8 @@ fn the_whole_ride_frees_the_driver_and_the_screen() {
 
 #[test]
 fn staff_complete_a_ride_whose_driver_cannot() {
-    let mut w = world();
-    w.press("tower-a");
-    w.ok(
-        "accept-ride",
-        json!({"ride_id": "ride-00000001", "driver_id": "a"}),
-    );
-    w.ok(
-        "pick-up",
-        json!({"ride_id": "ride-00000001", "driver_id": "a"}),
-    );
+    let mut w = accepted_by_a();
+    w.ok("pick-up", ride_and_driver("ride-00000001", "a"));
     let m = w.invalid(
         "complete-ride",
         json!({"ride_id": "ride-00000001", "by": "driver"}),
@@ -852,10 +807,7 @@ fn cancelling_closes_offers_and_frees_driver_and_screen() {
 
     // Accepted, then cancelled by staff: the driver is free.
     w.press("tower-a");
-    w.ok(
-        "accept-ride",
-        json!({"ride_id": "ride-00000002", "driver_id": "a"}),
-    );
+    w.ok("accept-ride", ride_and_driver("ride-00000002", "a"));
     w.ok(
         "cancel-ride",
         json!({"ride_id": "ride-00000002", "by": "staff"}),
@@ -873,26 +825,15 @@ fn cancelling_closes_offers_and_frees_driver_and_screen() {
         json!({"ride_id": "ride-00000002", "by": "staff"}),
     );
     assert_eq!(m, "ride ride-00000002 is already cancelled");
-    let m = w.conflict(
-        "accept-ride",
-        json!({"ride_id": "ride-00000002", "driver_id": "b"}),
-    );
+    let m = w.conflict("accept-ride", ride_and_driver("ride-00000002", "b"));
     assert!(m.contains("was cancelled"), "{m}");
     w.check_invariants();
 }
 
 #[test]
 fn a_released_ride_is_offered_again_without_its_driver() {
-    let mut w = world();
-    w.press("tower-a");
-    w.ok(
-        "accept-ride",
-        json!({"ride_id": "ride-00000001", "driver_id": "a"}),
-    );
-    let m = w.conflict(
-        "release-ride",
-        json!({"ride_id": "ride-00000001", "driver_id": "b"}),
-    );
+    let mut w = accepted_by_a();
+    let m = w.conflict("release-ride", ride_and_driver("ride-00000001", "b"));
     assert!(m.contains("assigned to another driver"), "{m}");
     w.now += 30 * S;
     let n = w.store.events.len();
@@ -914,15 +855,9 @@ fn a_released_ride_is_offered_again_without_its_driver() {
         w.ok("get-driver", json!({"driver_id": "a"}))["status"],
         "available"
     );
-    let m = w.conflict(
-        "accept-ride",
-        json!({"ride_id": "ride-00000001", "driver_id": "a"}),
-    );
+    let m = w.conflict("accept-ride", ride_and_driver("ride-00000001", "a"));
     assert!(m.contains("not offered"), "{m}");
-    w.ok(
-        "accept-ride",
-        json!({"ride_id": "ride-00000001", "driver_id": "b"}),
-    );
+    w.ok("accept-ride", ride_and_driver("ride-00000001", "b"));
     w.check_invariants();
 }
 
@@ -963,13 +898,10 @@ fn an_accept_at_the_deadline_sees_the_new_round_first() {
     w.press("tower-a");
     w.now = T0 + 45 * S;
     // c was not offered the ride in round 1, but round 2 (applied first) offers it.
-    let ride = w.ok(
-        "accept-ride",
-        json!({"ride_id": "ride-00000001", "driver_id": "c"}),
-    );
+    let ride = w.ok("accept-ride", ride_and_driver("ride-00000001", "c"));
     assert_eq!(ride["state"], "accepted");
     assert_eq!(ride["round"], 2);
-    let kinds = w.store.event_kinds();
+    let kinds = event_kinds(&w.store);
     assert_eq!(
         &kinds[kinds.len() - 2..],
         [events::RIDE_OFFERED, events::RIDE_ACCEPTED]
@@ -980,21 +912,21 @@ fn an_accept_at_the_deadline_sees_the_new_round_first() {
 #[test]
 fn rounds_widen_then_escalate_with_controlled_time() {
     // 1000 m, x3, 2 drivers per round, 30 s, 3 rounds.
-    let mut w = World::with(Config {
+    let mut w = tower_a(Config {
         initial_radius_m: 1000,
         radius_growth: 3.0,
         drivers_per_round: 2,
         offer_timeout_s: 30,
         ..Config::default()
     });
-    w.screen("tower-a", LAT, LON);
-    for (id, m) in [
+    let drivers = [
         ("a", 300.0),
         ("b", 600.0),
         ("c", 900.0),
         ("d", 2500.0),
         ("e", 8900.0),
-    ] {
+    ];
+    for (id, m) in drivers {
         w.driver(id, m);
     }
     let ride = w.press("tower-a");
@@ -1009,13 +941,7 @@ fn rounds_widen_then_escalate_with_controlled_time() {
 
     // Round 3 at 60 s: 9000 m, e. Everyone re-reports to stay fresh.
     w.now = T0 + 60 * S;
-    for (id, m) in [
-        ("a", 300.0),
-        ("b", 600.0),
-        ("c", 900.0),
-        ("d", 2500.0),
-        ("e", 8900.0),
-    ] {
+    for (id, m) in drivers {
         w.driver(id, m);
     }
     let ride = w.ride("ride-00000001");
@@ -1028,10 +954,7 @@ fn rounds_widen_then_escalate_with_controlled_time() {
         config: w.config.clone(),
         now: T0 + 89 * S,
     };
-    late.ok(
-        "accept-ride",
-        json!({"ride_id": "ride-00000001", "driver_id": "a"}),
-    );
+    late.ok("accept-ride", ride_and_driver("ride-00000001", "a"));
 
     // Nobody does: escalated at 90 s.
     w.now = T0 + 90 * S - 1;
@@ -1049,10 +972,7 @@ fn rounds_widen_then_escalate_with_controlled_time() {
     assert_eq!(payload["rounds"], 3);
     assert_eq!(payload["drivers_offered"], 5);
     assert_eq!(payload["at_ms"], T0 + 90 * S);
-    let m = w.conflict(
-        "accept-ride",
-        json!({"ride_id": "ride-00000001", "driver_id": "a"}),
-    );
+    let m = w.conflict("accept-ride", ride_and_driver("ride-00000001", "a"));
     assert!(m.contains("escalated to staff"), "{m}");
     assert_eq!(
         w.ok("get-driver", json!({"driver_id": "a"}))["offers"],
@@ -1063,8 +983,7 @@ fn rounds_widen_then_escalate_with_controlled_time() {
 
 #[test]
 fn staff_reoffer_an_escalated_ride() {
-    let mut w = World::new();
-    w.screen("tower-a", LAT, LON);
+    let mut w = tower_a(Config::default());
     w.press("tower-a");
     // Escalated at once (nobody around); a re-offer with nobody around stays escalated.
     w.now += 30 * S;
@@ -1083,21 +1002,13 @@ fn staff_reoffer_an_escalated_ride() {
         m,
         "ride ride-00000001 is offering; only an escalated ride can be re-offered"
     );
-    w.ok(
-        "accept-ride",
-        json!({"ride_id": "ride-00000001", "driver_id": "a"}),
-    );
+    w.ok("accept-ride", ride_and_driver("ride-00000001", "a"));
     w.check_invariants();
 }
 
 #[test]
 fn tick_advances_due_rides_soonest_first_in_slices() {
-    let mut w = World::with(Config {
-        max_open_rides_per_screen: 20,
-        ..Config::default()
-    });
-    w.screen("tower-a", LAT, LON);
-    w.driver("a", 100.0);
+    let mut w = screen_with_max_open(20);
     // Five rides, one per second: deadlines at 45..49 s.
     for i in 0..5 {
         w.now = T0 + i * S;
@@ -1163,7 +1074,7 @@ fn tick_drops_index_entries_of_vanished_rides() {
         .expect("put");
     let out = w.ok("tick", json!({}));
     assert_eq!(out["due_handled"], 1);
-    assert!(w.store.keys("due/").is_empty());
+    assert!(keys(&w.store, "due/").is_empty());
 }
 
 #[test]
@@ -1178,28 +1089,20 @@ fn tick_purges_old_replay_records() {
     w.now += 48 * 3_600 * S + 1;
     let out = w.ok("tick", json!({}));
     assert_eq!(out["replays_purged"], 1);
-    assert!(w.store.keys("idem/").is_empty());
+    assert!(keys(&w.store, "idem/").is_empty());
 }
 
 // ---- listings ----------------------------------------------------------------------------
 
 #[test]
 fn rides_are_listed_newest_first_or_by_state_oldest_first() {
-    let mut w = World::with(Config {
-        max_open_rides_per_screen: 10,
-        ..Config::default()
-    });
-    w.screen("tower-a", LAT, LON);
+    let mut w = screen_with_max_open(10);
     w.screen("tower-b", LAT, LON);
-    w.driver("a", 100.0);
     w.driver("b", 200.0);
     for screen in ["tower-a", "tower-b", "tower-a", "tower-a"] {
         w.press(screen);
     }
-    w.ok(
-        "accept-ride",
-        json!({"ride_id": "ride-00000002", "driver_id": "a"}),
-    );
+    w.ok("accept-ride", ride_and_driver("ride-00000002", "a"));
     w.ok(
         "cancel-ride",
         json!({"ride_id": "ride-00000003", "by": "staff"}),
@@ -1253,8 +1156,7 @@ fn rides_are_listed_newest_first_or_by_state_oldest_first() {
 
 #[test]
 fn listing_brings_rides_up_to_date() {
-    let mut w = World::new();
-    w.screen("tower-a", LAT, LON);
+    let mut w = tower_a(Config::default());
     w.driver("a", 500.0);
     w.press("tower-a");
     w.now = T0 + 45 * S;
@@ -1273,25 +1175,13 @@ fn listing_brings_rides_up_to_date() {
 #[test]
 fn a_replayed_press_creates_one_ride_and_emits_once() {
     let mut w = world();
-    let first = w
-        .call_with(
-            Some("press-1"),
-            "request-ride",
-            json!({"screen_id": "tower-a"}),
-        )
-        .expect("first");
+    let first = w.press_with_key("press-1", "tower-a").expect("first");
     let n = w.store.events.len();
     w.now += 2 * S;
-    let again = w
-        .call_with(
-            Some("press-1"),
-            "request-ride",
-            json!({"screen_id": "tower-a"}),
-        )
-        .expect("again");
+    let again = w.press_with_key("press-1", "tower-a").expect("again");
     assert_eq!(first, again);
     assert_eq!(w.store.events.len(), n);
-    assert_eq!(w.store.keys("ride/").len(), 1);
+    assert_eq!(keys(&w.store, "ride/").len(), 1);
     let m = match w.call_with(
         Some("press-1"),
         "request-ride",
@@ -1303,11 +1193,7 @@ fn a_replayed_press_creates_one_ride_and_emits_once() {
     assert!(m.contains("different request-ride request"), "{m}");
     // A different key is a new press: refused while the first is open.
     assert!(matches!(
-        w.call_with(
-            Some("press-2"),
-            "request-ride",
-            json!({"screen_id": "tower-a"})
-        ),
+        w.press_with_key("press-2", "tower-a"),
         Err(Error::Conflict(_))
     ));
     w.check_invariants();
@@ -1317,14 +1203,11 @@ fn a_replayed_press_creates_one_ride_and_emits_once() {
 fn a_replayed_accept_returns_the_first_answer() {
     let mut w = world();
     w.press("tower-a");
-    let input = json!({"ride_id": "ride-00000001", "driver_id": "a"});
+    let input = ride_and_driver("ride-00000001", "a");
     let first = w
         .call_with(Some("acc-a"), "accept-ride", input.clone())
         .expect("accept");
-    w.ok(
-        "pick-up",
-        json!({"ride_id": "ride-00000001", "driver_id": "a"}),
-    );
+    w.ok("pick-up", ride_and_driver("ride-00000001", "a"));
     // The app retries the accept after the pick-up: the recorded answer, nothing changes.
     let again = w
         .call_with(Some("acc-a"), "accept-ride", input)
@@ -1351,7 +1234,7 @@ fn a_replayed_position_report_does_not_move_the_driver_back() {
 #[test]
 fn refusals_leave_no_replay_record_so_a_retry_can_succeed() {
     let mut w = world();
-    let input = json!({"ride_id": "ride-00000001", "driver_id": "a"});
+    let input = ride_and_driver("ride-00000001", "a");
     assert!(
         w.call_with(Some("k"), "accept-ride", input.clone())
             .is_err()
@@ -1362,149 +1245,76 @@ fn refusals_leave_no_replay_record_so_a_retry_can_succeed() {
 
 // ---- the worked example of the docs ------------------------------------------------------
 
-/// One step of the worked example: an invocation and the expected body.
-#[derive(Debug)]
-struct Step {
-    community: String,
-    operation: String,
-    key: Option<String>,
-    input: Value,
-    expected: Value,
-}
-
-fn parse_steps(markdown: &str) -> Vec<Step> {
-    let mut blocks: Vec<(String, String)> = Vec::new();
-    let mut lines = markdown.lines();
-    while let Some(line) = lines.next() {
-        if let Some(lang) = line.strip_prefix("```")
-            && !lang.is_empty()
-        {
-            let body: Vec<&str> = lines
-                .by_ref()
-                .take_while(|l| !l.starts_with("```"))
-                .collect();
-            blocks.push((lang.trim().to_owned(), body.join("\n")));
-        }
-    }
-    let mut steps = Vec::new();
-    let mut iter = blocks.into_iter().peekable();
-    while let Some((lang, body)) = iter.next() {
-        if lang != "sh" {
-            continue;
-        }
-        let (next_lang, expected) = iter.next().expect("a json block after each sh block");
-        assert_eq!(next_lang, "json", "after {body}");
-        let command = body.replace("\\\n", " ");
-        let url = command
-            .split_whitespace()
-            .find(|w| w.starts_with("localhost:8080/"))
-            .expect("url");
-        let parts: Vec<&str> = url.split('/').collect();
-        assert_eq!(parts[1..4], ["v1", "communities", parts[3]]);
-        assert_eq!(parts[4], "plugins");
-        assert_eq!(parts[5], "taxi-dispatch");
-        assert_eq!(parts[6], "invoke");
-        let key = command
-            .split("Idempotency-Key: ")
-            .nth(1)
-            .map(|rest| rest.split('\'').next().expect("key").to_owned());
-        let data = command
-            .split("-d '")
-            .nth(1)
-            .and_then(|rest| rest.rsplit_once('\''))
-            .map(|(json, _)| json)
-            .expect("-d '<json>'");
-        assert!(command.contains("-H 'Content-Type: application/json'"));
-        steps.push(Step {
-            community: parts[3].to_owned(),
-            operation: parts[7].to_owned(),
-            key,
-            input: serde_json::from_str(data).unwrap_or_else(|e| panic!("{data}: {e}")),
-            expected: serde_json::from_str(&expected).unwrap_or_else(|e| panic!("{expected}: {e}")),
-        });
-    }
-    steps
-}
-
-/// Whether `actual` matches `expected`, where the string "<any>" matches anything.
-fn matches(expected: &Value, actual: &Value) -> bool {
-    match (expected, actual) {
-        (Value::String(s), _) if s == "<any>" => true,
-        (Value::Object(e), Value::Object(a)) => {
-            e.len() == a.len()
-                && e.iter()
-                    .all(|(k, v)| a.get(k).is_some_and(|av| matches(v, av)))
-        }
-        (Value::Array(e), Value::Array(a)) => {
-            e.len() == a.len() && e.iter().zip(a).all(|(e, a)| matches(e, a))
-        }
-        (e, a) => e == a,
-    }
-}
-
-fn error_body(e: &Error) -> Value {
-    let (code, message) = match e {
-        Error::InvalidInput(m) => ("invalid_input", m),
-        Error::NotFound(m) => ("not_found", m),
-        Error::Conflict(m) => ("conflict", m),
-        Error::Unavailable(m) => ("unavailable", m),
-        Error::Internal(m) => ("plugin_failed", m),
-    };
-    json!({"error": {"code": code, "message": message}})
-}
-
-#[test]
-fn the_worked_example_of_the_docs_runs_as_documented() {
+/// Runs the worked example of the docs with "now" from `start_ms`, one community per
+/// [`World`] (fresh, default config), and answers what it did: each step's operation,
+/// input and output, then every event.
+fn run_worked_example(start_ms: i64) -> Vec<Value> {
     let doc = include_str!("../../../../docs/plugins/taxi-dispatch.md");
-    let steps = parse_steps(doc);
+    let steps = doc_steps(doc);
     assert!((8..=25).contains(&steps.len()), "{} steps", steps.len());
+    for step in &steps {
+        assert_eq!(step.plugin, "taxi-dispatch", "line {}", step.line);
+    }
+    // Every step is a JSON call of the /v1 API.
+    assert_eq!(
+        doc.matches("localhost:8080/v1/communities/").count(),
+        steps.len()
+    );
+    assert_eq!(
+        doc.matches("-H 'Content-Type: application/json'").count(),
+        steps.len()
+    );
+    // Refused by the input schema before the plugin runs: checked by the schema check of
+    // the manifest (see the report), not here.
+    let mut refusals = steps.iter().filter(|s| s.refused_by_schema()).count();
     let mut communities: BTreeMap<String, World> = BTreeMap::new();
-    // The real clock of a test run: "now", a little later at each step.
-    let mut now = 2_081_376_000_000; // 2035-12-15
-    let mut dump = Vec::new();
-    let mut refusals = 0;
-    for (i, step) in steps.iter().enumerate() {
-        now += 150;
-        if step.expected["error"]["details"].is_string()
-            || step.expected["error"]["details"].is_array()
-        {
-            // Refused by the input schema before the plugin runs: checked by the schema
-            // check of the manifest (see the report), not here.
-            refusals += 1;
-            dump.push(
-                json!({"operation": step.operation, "input": step.input, "schema_refusal": true}),
-            );
-            continue;
-        }
+    let mut outputs: BTreeMap<String, Value> = BTreeMap::new();
+    let ran = run_doc_example(doc, start_ms, |ctx, input| {
         let world = communities
-            .entry(step.community.clone())
+            .entry(ctx.community.clone())
             .or_insert_with(World::new);
-        world.now = now;
-        let actual = match world.call_with(step.key.as_deref(), &step.operation, step.input.clone())
-        {
-            Ok(v) => v,
+        world.now = ctx.now_ms;
+        let result = world.call_with(ctx.idempotency_key.as_deref(), &ctx.operation, input);
+        let output = match &result {
+            Ok(v) => v.clone(),
             Err(e) => {
                 refusals += 1;
-                error_body(&e)
+                error_body(e)
             }
         };
-        assert!(
-            matches(&step.expected, &actual),
-            "step {} ({}): expected\n{}\ngot\n{}",
-            i + 1,
-            step.operation,
-            step.expected,
-            actual
-        );
-        dump.push(json!({"operation": step.operation, "input": step.input, "output": actual}));
-    }
+        outputs.insert(ctx.request_id.clone(), output);
+        result
+    });
+    assert_eq!(ran, outputs.len());
     assert!(refusals >= 2, "the example shows at least two refusals");
+    let mut dump: Vec<Value> = steps
+        .iter()
+        .map(|step| match outputs.get(&format!("doc-{}", step.line)) {
+            Some(output) => {
+                json!({"operation": step.operation, "input": step.input, "output": output})
+            }
+            None => {
+                json!({"operation": step.operation, "input": step.input, "schema_refusal": true})
+            }
+        })
+        .collect();
     for world in communities.values() {
         world.check_invariants();
         for (kind, payload) in &world.store.events {
             dump.push(json!({"event": kind, "payload": payload}));
         }
     }
+    dump
+}
+
+#[test]
+fn the_worked_example_of_the_docs_runs_as_documented_in_2026() {
+    run_worked_example(1_780_308_000_000); // 2026-06-01
+}
+
+#[test]
+fn the_worked_example_of_the_docs_runs_as_documented_in_2035() {
+    let dump = run_worked_example(2_081_376_000_000); // 2035-12-15
     if let Ok(path) = std::env::var("TAXI_DISPATCH_DUMP") {
         std::fs::write(path, serde_json::to_string_pretty(&dump).expect("json")).expect("dump");
     }
@@ -1512,8 +1322,8 @@ fn the_worked_example_of_the_docs_runs_as_documented() {
 
 #[test]
 fn the_example_matcher_is_strict_about_keys_and_order() {
-    assert!(matches(&json!({"a": "<any>"}), &json!({"a": [1]})));
-    assert!(!matches(&json!({"a": 1}), &json!({"a": 1, "b": 2})));
-    assert!(!matches(&json!([1, 2]), &json!([2, 1])));
-    assert!(matches(&json!(2000), &json!(2000)));
+    assert_eq!(difference(&json!({"a": "<any>"}), &json!({"a": [1]})), None);
+    assert!(difference(&json!({"a": 1}), &json!({"a": 1, "b": 2})).is_some());
+    assert!(difference(&json!([1, 2]), &json!([2, 1])).is_some());
+    assert_eq!(difference(&json!(2000), &json!(2000)), None);
 }
