@@ -115,6 +115,7 @@ pub struct InputError {
 pub struct PreparedManifest {
     manifest: Manifest,
     inputs: BTreeMap<OperationName, jsonschema::Validator>,
+    outputs: BTreeMap<OperationName, jsonschema::Validator>,
     config: jsonschema::Validator,
     default_config: Value,
 }
@@ -192,12 +193,16 @@ impl PreparedManifest {
             });
         }
         let mut inputs = BTreeMap::new();
+        let mut outputs = BTreeMap::new();
         for (op, decl) in &manifest.operations {
             inputs.insert(
                 op.clone(),
                 compile(name, format!("operations.{op}.input"), &decl.input)?,
             );
-            compile(name, format!("operations.{op}.output"), &decl.output)?;
+            outputs.insert(
+                op.clone(),
+                compile(name, format!("operations.{op}.output"), &decl.output)?,
+            );
         }
         for (kind, decl) in &manifest.events {
             compile(name, format!("events.{kind}.payload"), &decl.payload)?;
@@ -211,6 +216,7 @@ impl PreparedManifest {
         Ok(Self {
             manifest,
             inputs,
+            outputs,
             config,
             default_config,
         })
@@ -233,6 +239,15 @@ impl PreparedManifest {
             .iter()
             .find(|(op, _)| op.as_str() == operation)
             .map(|(_, validator)| check(validator, input))
+    }
+
+    /// Checks an operation's `output` against its output schema. `None` when the plugin
+    /// has no such operation.
+    pub fn check_output(&self, operation: &str, output: &Value) -> Option<Result<(), InputError>> {
+        self.outputs
+            .iter()
+            .find(|(op, _)| op.as_str() == operation)
+            .map(|(_, validator)| check(validator, output))
     }
 
     /// The configuration a community starts with: the defaults of the config schema.
@@ -367,6 +382,19 @@ mod tests {
             .expect_err("bad");
         assert!(err.to_string().contains("at /text"), "{err}");
         assert_eq!(m.check_input("nope", &json!({})), None);
+    }
+
+    #[test]
+    fn outputs_are_checked_against_their_schema() {
+        let mut v = minimal();
+        v["operations"]["add"]["output"] = json!({ "type": "object", "required": ["id"] });
+        let m = parse(v).expect("valid");
+        assert_eq!(m.check_output("add", &json!({ "id": 1 })), Some(Ok(())));
+        let err = m
+            .check_output("add", &json!({}))
+            .expect("op")
+            .expect_err("missing id");
+        assert!(err.to_string().contains("id"), "{err}");
     }
 
     #[test]

@@ -313,8 +313,8 @@ pub enum InvokeError {
         /// The trap, and the last line the plugin wrote to stderr (a panic message).
         message: String,
     },
-    /// The plugin returned an output that is not JSON.
-    #[error("{plugin}/{operation} returned an output that is not JSON: {message}")]
+    /// The plugin returned an output that is not JSON, or that breaks its output schema.
+    #[error("{plugin}/{operation} returned a bad output: {message}")]
     BadOutput {
         /// The plugin.
         plugin: String,
@@ -704,6 +704,17 @@ impl Inner {
                 operation: operation.clone(),
                 message: e.to_string(),
             })?;
+        // The output schema is part of the plugin's contract with its callers: an output
+        // that breaks it is a plugin bug, and the call's writes are not committed.
+        if let Some(Err(problems)) = plugin.manifest.check_output(&operation, &output) {
+            let err = InvokeError::BadOutput {
+                plugin: plugin_name,
+                operation,
+                message: format!("the output does not match the output schema: {problems}"),
+            };
+            tracing::warn!(community = %inv.community, request_id = %inv.request_id, error = %err, "plugin call failed");
+            return Err(err);
+        }
 
         let mut data = store.into_data().call;
         let writes = std::mem::take(&mut data.writes);

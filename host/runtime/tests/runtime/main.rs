@@ -404,6 +404,17 @@ async fn a_replayed_idempotency_key_changes_nothing_twice() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_output_that_breaks_its_schema_fails_the_call_and_commits_nothing() {
+    let (rt, _dir) = fresh(limits());
+    let err = fail(&rt, "nanhu", "misbehave", "lie", json!({})).await;
+    match &err {
+        InvokeError::BadOutput { message, .. } => assert!(message.contains("id"), "{message}"),
+        other => panic!("expected a bad output, got {other}"),
+    }
+    assert_eq!(read(&rt, "lie").await, Value::Null);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sandbox_has_no_environment_files_or_sockets() {
     let (rt, _dir) = fresh(limits());
     let out = ok(&rt, "nanhu", "misbehave", "probe", json!({})).await;
@@ -426,7 +437,7 @@ async fn the_sandbox_has_no_environment_files_or_sockets() {
 #[test]
 fn every_fixture_operation_has_a_test() {
     let covered = [
-        "ok", "spin", "hog", "crash", "recurse", "write", "read", "chatter", "now", "probe",
+        "ok", "spin", "hog", "crash", "recurse", "write", "read", "chatter", "now", "probe", "lie",
     ];
     let manifest =
         courtyard_registry::PreparedManifest::parse(MISBEHAVE.manifest).expect("manifest");
