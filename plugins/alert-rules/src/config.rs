@@ -19,6 +19,9 @@ pub struct Config {
     pub alarm_retention_days: u32,
     /// How long replays (idempotency keys) and event ids are remembered, in days.
     pub replay_retention_days: u32,
+    /// How far ahead of the host's time an event's `at_ms` may be (device clocks drift);
+    /// `ingest` refuses events stamped later than that.
+    pub max_clock_skew_seconds: u32,
 }
 
 impl Default for Config {
@@ -32,6 +35,7 @@ impl Default for Config {
             max_rules: 200,
             alarm_retention_days: 90,
             replay_retention_days: 7,
+            max_clock_skew_seconds: 300,
         }
     }
 }
@@ -44,5 +48,9 @@ impl Config {
     /// `replay_retention_days` in milliseconds.
     pub fn replay_retention_ms(&self) -> i64 {
         i64::from(self.replay_retention_days) * 86_400_000
+    }
+    /// `max_clock_skew_seconds` in milliseconds.
+    pub fn max_clock_skew_ms(&self) -> i64 {
+        i64::from(self.max_clock_skew_seconds) * 1000
     }
 }

@@ -7,15 +7,23 @@
 //! alarm, or raises a new one unless the key is cooling down after its last alarm was
 //! cleared. The result says, rule by rule, what happened and why.
 //!
-//! Events are idempotent by `id`: a second event with an id already seen changes nothing
-//! and returns the first result with `duplicate: true`.
+//! Events are idempotent by `kind` and `id` (for `replay_retention_days`): a retry — the
+//! same kind, id, payload and `at_ms` — changes nothing and returns the first result with
+//! `duplicate: true`; the same kind and id with another payload or `at_ms` is a conflict (the
+//! device reuses ids). Events of different kinds may share ids.
+//!
+//! An event is refused when its payload takes more than [`MAX_PAYLOAD_BYTES`] as JSON (an
+//! alarm carries the payload of its latest event into the events it emits, which the host
+//! caps at 64 KiB), or when its `at_ms` is more than the configured clock skew after the
+//! host's time (a future time would hold the key's windows back: every correct event after
+//! it would look late).
 
 use crate::alarms::{self, Alarm, Firing, alarm_id, refresh, save_alarm};
 use crate::conditions::check_all;
 use crate::config::Config;
 use crate::rules::{self, Rule};
-use crate::store::{Store, emit, keys, load, save_until};
-use crate::time::fmt_ms;
+use crate::store::{Store, digest, emit, keys, load, save_until};
+use crate::time::{fmt_ms, secs};
 use crate::windows::{Slot, Verdict, put_slot};
 use courtyard_sdk::{Error, Value};
 use serde::{Deserialize, Serialize};
@@ -26,7 +34,8 @@ use serde::{Deserialize, Serialize};
 pub struct IngestInput {
     pub kind: String,
     pub payload: serde_json::Map<String, Value>,
-    /// The device's event id: a second event with the same id is a duplicate.
+    /// The device's event id: a second event of the same kind with the same id is a
+    /// duplicate (the same payload and `at_ms`) or a conflict (another one).
     #[serde(default)]
     pub id: Option<String>,
     /// When the event happened (default: now).
@@ -74,6 +83,16 @@ pub struct IngestOutput {
 
 /// The longest event id.
 pub const MAX_EVENT_ID: usize = 128;
+/// The largest payload, in bytes of JSON (16 KiB).
+pub const MAX_PAYLOAD_BYTES: usize = 16 * 1024;
+
+/// What `ingest` remembers of an event with an id.
+#[derive(Debug, Serialize, Deserialize)]
+struct EventRecord {
+    /// The [`digest`] of the event's payload and `at_ms` (as given).
+    fingerprint: String,
+    output: IngestOutput,
+}
 
 /// `ingest`.
 pub fn ingest(
@@ -88,19 +107,55 @@ pub fn ingest(
             input.kind
         )));
     }
-    if let Some(id) = &input.id {
-        if id.is_empty() || id.len() > MAX_EVENT_ID || !id.chars().all(|c| c.is_ascii_graphic()) {
+    if let Some(id) = &input.id
+        && (id.is_empty() || id.len() > MAX_EVENT_ID || !id.chars().all(|c| c.is_ascii_graphic()))
+    {
+        return Err(Error::invalid_input(format!(
+            "event id {id:?} must have 1 to {MAX_EVENT_ID} visible ASCII characters"
+        )));
+    }
+    let payload = Value::Object(input.payload);
+    // Without serde_json's `preserve_order`, objects serialise with their keys sorted, so
+    // the same payload always has the same bytes.
+    let mut bytes = serde_json::to_vec(&payload)
+        .map_err(|e| Error::internal(format!("cannot serialise the payload: {e}")))?;
+    let size = bytes.len();
+    if size > MAX_PAYLOAD_BYTES {
+        return Err(Error::invalid_input(format!(
+            "the payload takes {size} bytes as JSON; the most is {MAX_PAYLOAD_BYTES} (16 KiB): \
+             send large data (images, raw recordings) elsewhere and put a reference in the payload"
+        )));
+    }
+    if let Some(at) = input.at_ms {
+        let latest = now_ms.saturating_add(config.max_clock_skew_ms());
+        if at > latest {
             return Err(Error::invalid_input(format!(
-                "event id {id:?} must have 1 to {MAX_EVENT_ID} visible ASCII characters"
+                "at_ms {} is {} s after the host's time ({}); events may be at most {} s \
+                 ahead (max_clock_skew_seconds): check the device's clock",
+                fmt_ms(at),
+                secs(at - now_ms),
+                fmt_ms(now_ms),
+                config.max_clock_skew_seconds
             )));
         }
-        if let Some(mut first) = load::<IngestOutput>(store, &keys::event(id))? {
-            first.duplicate = true;
-            return Ok(first);
+    }
+    bytes.extend_from_slice(format!(" at {:?}", input.at_ms).as_bytes());
+    let fingerprint = digest(&bytes);
+    if let Some(id) = &input.id
+        && let Some(first) = load::<EventRecord>(store, &keys::event(&input.kind, id))?
+    {
+        if first.fingerprint != fingerprint {
+            return Err(Error::conflict(format!(
+                "event {id:?} of kind {} was ingested already with another payload or at_ms; \
+                 give every event of a kind its own id (ids are remembered for {} days)",
+                input.kind, config.replay_retention_days
+            )));
         }
+        let mut output = first.output;
+        output.duplicate = true;
+        return Ok(output);
     }
     let at_ms = input.at_ms.unwrap_or(now_ms);
-    let payload = Value::Object(input.payload);
     let mut results = Vec::new();
     for rule in rules::for_kind(store, &input.kind)? {
         results.push(apply_rule(
@@ -119,11 +174,20 @@ pub fn ingest(
         duplicate: false,
         results,
     };
-    if let Some(id) = &output.event {
-        let expires = now_ms.saturating_add(config.replay_retention_ms());
-        save_until(store, &keys::event(id), &output, expires)?;
-    }
-    Ok(output)
+    let Some(key) = output
+        .event
+        .as_ref()
+        .map(|id| keys::event(&output.kind, id))
+    else {
+        return Ok(output);
+    };
+    let record = EventRecord {
+        fingerprint,
+        output,
+    };
+    let expires = now_ms.saturating_add(config.replay_retention_ms());
+    save_until(store, &key, &record, expires)?;
+    Ok(record.output)
 }
 
 fn result(
@@ -177,7 +241,7 @@ fn apply_rule(
     slot.follow_revision(rule.window_revision);
 
     if let Err(why) = check_all(&rule.conditions, rule.match_mode, payload) {
-        if stored.is_some() && slot.miss(&rule.trigger) {
+        if stored.is_some() && slot.miss(&rule.trigger, at_ms) {
             slot.touched_ms = now_ms;
             put_slot(store, &slot_key, &slot, now_ms)?;
         }

@@ -2,17 +2,22 @@
 //! `"{plate}:{zone}"`) and its alarm title (`"Crowd of {count} at {zone}"`).
 //!
 //! `{path}` is replaced by the payload field at that dot-separated path (strings as they are,
-//! numbers and booleans as JSON writes them); `{{` and `}}` are literal braces.
+//! numbers and booleans as JSON writes them, except that a whole number is written without a
+//! fraction: `15.0` fills in as `15`, like `15`); `{{` and `}}` are literal braces.
 //!
 //! A dedupe key is filled strictly: every field it names must be present with a string,
 //! number or boolean, or the event does not match the rule (the ingest result says which
-//! field is missing). A title is filled leniently: a missing field shows as `?`.
+//! field is missing). A title is filled leniently: a missing field shows as `?`, and a title
+//! longer than [`MAX_TITLE`] characters is cut there.
 
 use crate::conditions::{is_field_path, lookup};
 use courtyard_sdk::Value;
 
 /// The longest template, and the longest filled dedupe key.
 pub const MAX_LEN: usize = 200;
+/// The longest filled title, in characters (payload fields may be long; the title travels
+/// in every alarm event, which the host caps at 64 KiB).
+pub const MAX_TITLE: usize = 500;
 
 /// A parsed template.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,7 +103,8 @@ impl Template {
         Ok(out)
     }
 
-    /// Fills the template; a missing field shows as `?`, an object or list as JSON.
+    /// Fills the template; a missing field shows as `?`, an object or list as JSON. The
+    /// result is cut at [`MAX_TITLE`] characters (the last one then being `…`).
     pub fn fill_lenient(&self, payload: &Value) -> String {
         let mut out = String::new();
         for part in &self.parts {
@@ -109,15 +115,32 @@ impl Template {
                     Some(v) => out.push_str(&scalar(v).unwrap_or_else(|| v.to_string())),
                 },
             }
+            if out.len() > MAX_TITLE * 4 {
+                break; // already longer than MAX_TITLE characters
+            }
+        }
+        if let Some((cut, _)) = out.char_indices().nth(MAX_TITLE) {
+            out.truncate(cut);
+            out.pop();
+            out.push('…');
         }
         out
     }
 }
 
+/// The largest magnitude below which every whole `f64` is exactly an `i64` (2^53).
+const EXACT_F64: f64 = 9_007_199_254_740_992.0;
+
 fn scalar(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
+        Value::Number(n) => match n.as_f64() {
+            // 15.0 is the number 15: the same incident as `"floor": 15`.
+            Some(f) if n.is_f64() && f.fract() == 0.0 && f.abs() < EXACT_F64 => {
+                Some((f as i64).to_string())
+            }
+            _ => Some(n.to_string()),
+        },
         Value::Bool(b) => Some(b.to_string()),
         _ => None,
     }
@@ -140,6 +163,50 @@ mod tests {
             nested.fill_strict(&json!({"building": "3", "floor": 15, "w": {"n": true}})),
             Ok("3-15-true".to_owned())
         );
+    }
+
+    #[test]
+    fn whole_numbers_fill_in_without_a_fraction() {
+        let t = Template::parse("{building}-{floor}").expect("valid");
+        for floor in [json!(15), json!(15.0), json!(15_u64)] {
+            assert_eq!(
+                t.fill_strict(&json!({"building": "3", "floor": floor})),
+                Ok("3-15".to_owned()),
+                "{floor}"
+            );
+        }
+        for (n, text) in [
+            (json!(-0.0), "0"),
+            (json!(-7.0), "-7"),
+            (json!(15.5), "15.5"),
+            (json!(1e300), "1e+300"),
+            (json!(u64::MAX), "18446744073709551615"),
+        ] {
+            assert_eq!(
+                Template::parse("{n}")
+                    .expect("valid")
+                    .fill_strict(&json!({ "n": n })),
+                Ok(text.to_owned()),
+                "{n}"
+            );
+        }
+        assert_eq!(
+            Template::parse("floor {f}")
+                .expect("valid")
+                .fill_lenient(&json!({"f": 15.0})),
+            "floor 15"
+        );
+    }
+
+    #[test]
+    fn long_titles_are_cut() {
+        let t = Template::parse(&"{a}".repeat(60)).expect("valid");
+        let title = t.fill_lenient(&json!({"a": "北".repeat(10_000)}));
+        assert_eq!(title.chars().count(), MAX_TITLE);
+        assert!(title.ends_with("北…"));
+        let exact = Template::parse("{a}").expect("valid");
+        let fits = "x".repeat(MAX_TITLE);
+        assert_eq!(exact.fill_lenient(&json!({ "a": fits })), fits);
     }
 
     #[test]

@@ -8,13 +8,13 @@
 //! |---|---|
 //! | `rule/{id}` | a [`Rule`](crate::rules::Rule) |
 //! | `bykind/{kind}/{id}` | `null`: the rules of an event kind |
-//! | `slot/{rule}/{dedupe key}` | a [`Slot`](crate::windows::Slot): window tracker, open alarm, cooldown |
+//! | `slot/{rule}/{dedupe key}` | a [`Slot`](crate::windows::Slot): window tracker, open alarm, cooldown (a dedupe key of more than 256 bytes is shortened: see [`keys::slot`]) |
 //! | `alarm/{999999999999 - seq}` | an [`Alarm`](crate::alarms::Alarm), newest first |
 //! | `open/{999999999999 - seq}` | `null`: alarms not cleared yet, newest first |
 //! | `due/{escalate at ms}/{seq}` | `null`: raised alarms waiting to escalate, soonest first |
 //! | `cleared/{cleared at ms}/{seq}` | `null`: cleared alarms, oldest first (for `purge`) |
 //! | `idem/{idempotency key}` | a replay record: operation, input, output |
-//! | `evt/{event id}` | the result of ingesting that event (events are idempotent by id) |
+//! | `event/{kind}/{event id}` | the fingerprint and result of ingesting that event (events are idempotent by kind and id) |
 //! | `exp/{expires at ms}/{key}` | `null`: a replay or event record that `purge` removes |
 //! | `meta/…` | counters (alarm sequence, rule revision, rule count), seeded templates, cursors |
 //!
@@ -40,6 +40,14 @@ pub fn save_until<T: Serialize + ?Sized>(
 ) -> Result<(), Error> {
     save(store, key, value)?;
     mark(store, &keys::expiry(expires_at_ms, key))
+}
+
+/// A 64-bit FNV-1a hash of `bytes`, as 16 hex digits: a fingerprint, not a secret.
+pub fn digest(bytes: &[u8]) -> String {
+    let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    format!("{hash:016x}")
 }
 
 /// The keys of the state layout (see the module documentation).
@@ -74,8 +82,28 @@ pub mod keys {
     pub fn by_kind(kind: &str, id: &str) -> String {
         format!("bykind/{kind}/{id}")
     }
+    /// Dedupe keys up to this many bytes appear in slot keys as they are.
+    pub const MAX_PLAIN_DEDUPE: usize = 256;
+    /// How many bytes of a longer dedupe key its slot key keeps, before the hash.
+    const LONG_DEDUPE_PREFIX: usize = 300;
+
+    /// The slot of a rule (at most 63 bytes) and dedupe key. A dedupe key of more than
+    /// [`MAX_PLAIN_DEDUPE`] bytes (200 characters may take 800) becomes its first 300 bytes
+    /// or so, `#` and its [`digest`](super::digest): at most 386 bytes in all, within the
+    /// host's 512, and always longer than a plain key, so the two never meet.
     pub fn slot(rule: &str, dedupe_key: &str) -> String {
-        format!("{SLOT}{rule}/{dedupe_key}")
+        if dedupe_key.len() <= MAX_PLAIN_DEDUPE {
+            return format!("{SLOT}{rule}/{dedupe_key}");
+        }
+        let mut end = LONG_DEDUPE_PREFIX.min(dedupe_key.len());
+        while !dedupe_key.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!(
+            "{SLOT}{rule}/{}#{}",
+            &dedupe_key[..end],
+            super::digest(dedupe_key.as_bytes())
+        )
     }
     /// The suffix that orders alarms newest first.
     pub fn newest_first(seq: u64) -> String {
@@ -96,8 +124,9 @@ pub mod keys {
     pub fn replay(key: &str) -> String {
         format!("idem/{key}")
     }
-    pub fn event(id: &str) -> String {
-        format!("evt/{id}")
+    /// The record of event `id` of `kind` (at most 127 and 128 bytes).
+    pub fn event(kind: &str, id: &str) -> String {
+        format!("event/{kind}/{id}")
     }
     pub fn expiry(at: i64, record: &str) -> String {
         format!("{EXPIRY}{}/{record}", ms(at))
@@ -123,5 +152,31 @@ mod tests {
         );
         assert_eq!(keys::split_timed(keys::DUE, "due/x"), None);
         assert!(keys::alarm(2) < keys::alarm(1), "newest first");
+    }
+
+    #[test]
+    fn long_dedupe_keys_are_shortened_in_slot_keys() {
+        let rule = "r".repeat(63);
+        assert_eq!(keys::slot("smoke", "s-1"), "slot/smoke/s-1");
+        let plain = "x".repeat(keys::MAX_PLAIN_DEDUPE);
+        assert_eq!(keys::slot("smoke", &plain), format!("slot/smoke/{plain}"));
+        // 200 characters of 3 or 4 bytes each.
+        for long in ["北".repeat(200), "😀".repeat(200), "x".repeat(257)] {
+            let key = keys::slot(&rule, &long);
+            assert!(key.len() <= 512, "{} bytes", key.len());
+            assert!(key.len() > "slot/".len() + rule.len() + 1 + keys::MAX_PLAIN_DEDUPE);
+            assert!(key.ends_with(&digest(long.as_bytes())));
+            assert_eq!(key, keys::slot(&rule, &long), "stable");
+        }
+        // Keys that share their first 300 bytes stay apart.
+        let a = format!("{}a", "x".repeat(400));
+        let b = format!("{}b", "x".repeat(400));
+        assert_ne!(keys::slot("r", &a), keys::slot("r", &b));
+    }
+
+    #[test]
+    fn digests_are_fnv1a() {
+        assert_eq!(digest(b""), "cbf29ce484222325");
+        assert_eq!(digest(b"a"), "af63dc4c8601ec8c");
     }
 }

@@ -52,10 +52,11 @@ impl Harness {
     /// succeeds, and they must fit the host's limits.
     pub fn invoke(&mut self, ctx: &Context, input: Value) -> Result<Value, Error> {
         let config = &self.config;
+        let events_before = self.store.events.len();
         let result = self
             .store
             .call(|s| dispatch(s, config, ctx, &ctx.operation, input.clone()));
-        check_host_limits(&self.store);
+        check_host_limits(&self.store, events_before);
         if let Ok(output) = &result {
             self.samples
                 .push(json!({"operation": ctx.operation, "input": input, "output": output}));
@@ -94,8 +95,11 @@ impl Harness {
         self.ok("install-template", json!({"template": template}))
     }
 
-    /// Ingests an event; returns the results of its rules.
+    /// Ingests an event that happened at `at_ms`, as the device sends it: the clock moves
+    /// to `at_ms` if that is later (the host refuses events from the future). Returns the
+    /// results of its rules.
     pub fn ingest(&mut self, kind: &str, payload: Value, at_ms: i64) -> Value {
+        self.now = self.now.max(at_ms);
         self.ok(
             "ingest",
             json!({"kind": kind, "payload": payload, "at_ms": at_ms}),
@@ -169,13 +173,18 @@ pub fn count(store: &MemoryStore, prefix: &str) -> usize {
     store.data.keys().filter(|k| k.starts_with(prefix)).count()
 }
 
-/// What the host refuses: keys of 1 to 512 bytes, event payloads that are objects.
-fn check_host_limits(store: &MemoryStore) {
+/// What the host refuses: keys of 1 to 512 bytes, event payloads that are not objects or
+/// take more than 64 KiB (checked for the events after the first `events_before`).
+fn check_host_limits(store: &MemoryStore, events_before: usize) {
     for key in store.data.keys() {
         assert!(!key.is_empty() && key.len() <= 512, "bad key {key:?}");
     }
-    for (kind, payload) in &store.events {
+    for (kind, payload) in store.events.iter().skip(events_before) {
         assert!(payload.is_object(), "{kind}: event payloads are objects");
+        assert!(
+            payload.to_string().len() <= 64 << 10,
+            "{kind}: event payload over 64 KiB"
+        );
     }
 }
 
@@ -344,13 +353,226 @@ fn an_event_id_is_ingested_once() {
     assert_eq!(again, expected);
     assert_eq!(h.alarm("alm-000001")["count"], 1);
     assert_eq!(h.events(), ["alarm-raised"]);
-    // Even with another payload, an id seen before is a duplicate.
-    let other = h.ok(
-        "ingest",
+    // The same fields in another order are the same payload.
+    let reordered: Value = serde_json::from_str(
+        r#"{"payload": {"resident": "Li", "wristband": "wb-0042"}, "id": "wb-0042-fall-77", "kind": "wristband.fall"}"#,
+    )
+    .expect("json");
+    assert_eq!(h.ok("ingest", reordered)["duplicate"], true);
+    // The same id with another payload, or another time, is not a retry: it is refused.
+    for other in [
         json!({"kind": "wristband.fall", "id": "wb-0042-fall-77", "payload": {}}),
+        json!({"kind": "wristband.fall", "id": "wb-0042-fall-77", "payload": {"wristband": "wb-0042", "resident": "Li"}, "at_ms": T0}),
+    ] {
+        let m = conflict(h.call("ingest", other));
+        assert_eq!(
+            m,
+            "event \"wb-0042-fall-77\" of kind wristband.fall was ingested already with another \
+             payload or at_ms; give every event of a kind its own id (ids are remembered for 7 \
+             days)"
+        );
+    }
+    assert_eq!(h.alarm("alm-000001")["count"], 1);
+    assert_eq!(h.events(), Vec::<String>::new());
+}
+
+#[test]
+fn event_ids_are_per_kind() {
+    // A camera and a wristband number their events independently: both send id "17".
+    let mut h = Harness::bare();
+    h.install("object-thrown");
+    h.install("wristband-fall");
+    let thrown = h.ok(
+        "ingest",
+        json!({"kind": "camera.object-thrown", "id": "17", "payload": thrown("02")}),
     );
-    assert_eq!(other["duplicate"], true);
-    assert_eq!(h.alarm("alm-000001")["last_event"], "wb-0042-fall-77");
+    assert_eq!(Harness::outcome(&thrown).0, "raised");
+    let fall = h.ok(
+        "ingest",
+        json!({"kind": "wristband.fall", "id": "17", "payload": {"wristband": "wb-0042", "resident": "Li"}}),
+    );
+    assert_eq!(fall["duplicate"], false);
+    assert_eq!(fall["kind"], "wristband.fall");
+    assert_eq!(
+        Harness::outcome(&fall),
+        ("raised".into(), json!("alm-000002"))
+    );
+    assert_eq!(h.alarm("alm-000002")["rule"], "wristband-fall");
+    assert_eq!(h.events(), ["alarm-raised", "alarm-raised"]);
+    // Each is remembered under its kind, and purged in time.
+    assert_eq!(count(&h.store, "event/camera.object-thrown/17"), 1);
+    assert_eq!(count(&h.store, "event/wristband.fall/17"), 1);
+    h.now += 8 * 86_400 * SEC;
+    h.ok("purge", json!({}));
+    assert_eq!(count(&h.store, "event/"), 0);
+}
+
+#[test]
+fn events_from_the_future_are_refused() {
+    // A manhole cover whose clock is a day ahead must not hold its windows back.
+    let mut h = Harness::bare();
+    h.install("manhole-water-level");
+    let level = json!({"cover": "mh-017", "water_level_pct": 88});
+    let ahead = json!({"kind": "manhole.status", "payload": level, "at_ms": T0 + 86_400 * SEC});
+    let m = invalid(h.call("ingest", ahead));
+    assert_eq!(
+        m,
+        "at_ms 2099-12-02T10:00:00Z is 86400 s after the host's time (2099-12-01T10:00:00Z); \
+         events may be at most 300 s ahead (max_clock_skew_seconds): check the device's clock"
+    );
+    let outcomes = h.outcomes(
+        "manhole.status",
+        (0..10).map(|minute| (T0 + minute * MIN, level.clone())),
+    );
+    assert_eq!(outcomes[..3], ["pending", "pending", "raised"]);
+    assert!(outcomes[3..].iter().all(|o| o == "updated"), "{outcomes:?}");
+    // Up to the configured skew is accepted.
+    let now = h.now;
+    let skewed = |at: i64| json!({"kind": "manhole.status", "payload": {"cover": "mh-018", "water_level_pct": 5}, "at_ms": at});
+    assert!(h.call("ingest", skewed(now + 300 * SEC)).is_ok());
+    invalid(h.call("ingest", skewed(now + 300 * SEC + 1)));
+    let mut strict = Harness::with(Config {
+        default_templates: vec![],
+        max_clock_skew_seconds: 0,
+        ..Config::default()
+    });
+    assert!(strict.call("ingest", skewed(T0)).is_ok());
+    invalid(strict.call("ingest", skewed(T0 + 1)));
+}
+
+#[test]
+fn a_late_event_that_fails_the_conditions_does_not_end_a_state() {
+    let mut h = Harness::bare();
+    h.install("crowd-gathering");
+    let crowd =
+        |count: u32| json!({"camera": "cam-square-2", "zone": "central square", "count": count});
+    for minute in [0, 2, 4, 6, 8] {
+        h.ingest("camera.crowd-detected", crowd(14), T0 + minute * MIN);
+    }
+    // A report from minute 3, uploaded late, saw only 3 people.
+    let late = h.ingest("camera.crowd-detected", crowd(3), T0 + 3 * MIN);
+    assert_eq!(Harness::outcome(&late).0, "no-match");
+    let out = h.ingest("camera.crowd-detected", crowd(16), T0 + 10 * MIN);
+    assert_eq!(
+        Harness::outcome(&out),
+        ("raised".into(), json!("alm-000001"))
+    );
+    // A thin report at or after the run's last event still ends it.
+    h.ingest("camera.crowd-detected", crowd(3), T0 + 10 * MIN);
+    let out = h.ingest("camera.crowd-detected", crowd(16), T0 + 11 * MIN);
+    assert_eq!(
+        out["results"][0]["reason"],
+        "the state has lasted 0 s of the 600 s the rule needs"
+    );
+}
+
+#[test]
+fn a_late_event_outside_a_count_window_does_not_fire() {
+    let mut h = Harness::bare();
+    h.ok(
+        "create-rule",
+        smoke_rule(json!({"trigger": {"type": "count", "count": 2, "window_seconds": 60}})),
+    );
+    let smoke = json!({"sensor": "s1", "ppm": 900});
+    h.ingest("sensor.smoke", smoke.clone(), T0 + 10 * MIN);
+    let out = h.ingest("sensor.smoke", smoke.clone(), T0 + 10 * MIN + 30 * SEC);
+    assert_eq!(Harness::outcome(&out).0, "raised");
+    // A reading from nine minutes before, uploaded late, is alone in its minute.
+    let late = h.ingest("sensor.smoke", smoke.clone(), T0 + MIN);
+    assert_eq!(Harness::outcome(&late), ("pending".into(), Value::Null));
+    assert_eq!(
+        late["results"][0]["reason"],
+        "the event at 2099-12-01T10:01:00Z is more than 60 s older than the newest matching \
+         event (2099-12-01T10:10:30Z): it is outside the window"
+    );
+    assert_eq!(h.alarm("alm-000001")["count"], 1, "not updated");
+    // A late reading inside the window counts.
+    let late = h.ingest("sensor.smoke", smoke, T0 + 10 * MIN - 20 * SEC);
+    assert_eq!(Harness::outcome(&late).0, "updated");
+}
+
+#[test]
+fn payloads_are_limited_so_that_alarm_events_fit() {
+    let mut h = Harness::bare();
+    h.install("object-thrown");
+    let mut big = thrown("02");
+    big["snapshot"] = json!("x".repeat(70_000));
+    let m = invalid(h.call(
+        "ingest",
+        json!({"kind": "camera.object-thrown", "id": "cam-1", "payload": big}),
+    ));
+    assert_eq!(
+        m,
+        "the payload takes 70099 bytes as JSON; the most is 16384 (16 KiB): send large data \
+         (images, raw recordings) elsewhere and put a reference in the payload"
+    );
+    assert_eq!(count(&h.store, "event/"), 0, "nothing remembered");
+    // The largest payload, in a title that repeats a long field, still fits in an event.
+    h.ok(
+        "create-rule",
+        smoke_rule(json!({"title": "{note}".repeat(33)})),
+    );
+    let mut largest = json!({"sensor": "s1", "ppm": 900, "note": ""});
+    let room = 16_384 - largest.to_string().len();
+    largest["note"] = json!("北".repeat(room / 3));
+    assert!(largest.to_string().len() > 16_380);
+    let out = h.ok(
+        "ingest",
+        json!({"kind": "sensor.smoke", "payload": largest}),
+    );
+    assert_eq!(Harness::outcome(&out).0, "raised");
+    let alarm = h.alarm("alm-000001");
+    assert_eq!(
+        alarm["title"].as_str().map(|t| t.chars().count()),
+        Some(crate::placeholders::MAX_TITLE)
+    );
+    assert_eq!(h.events(), ["alarm-raised"]);
+}
+
+#[test]
+fn long_dedupe_keys_fit_the_host() {
+    // 190 Chinese characters are 570 bytes: the slot key is shortened to fit the host.
+    let mut h = Harness::bare();
+    h.ok(
+        "create-rule",
+        smoke_rule(json!({"dedupe_key": "{place}", "trigger": {"type": "count", "count": 2, "window_seconds": 60}})),
+    );
+    let place = "北".repeat(190);
+    let smoke = json!({"place": place, "ppm": 900});
+    let out = h.ingest("sensor.smoke", smoke.clone(), T0);
+    assert_eq!(Harness::outcome(&out).0, "pending");
+    assert_eq!(out["results"][0]["dedupe_key"], place);
+    let out = h.ingest("sensor.smoke", smoke.clone(), T0 + SEC);
+    assert_eq!(Harness::outcome(&out).0, "raised", "the same slot");
+    assert_eq!(h.alarm("alm-000001")["dedupe_key"], place);
+    let other = json!({"place": format!("{place}南"), "ppm": 900});
+    let out = h.ingest("sensor.smoke", other, T0 + 2 * SEC);
+    assert_eq!(Harness::outcome(&out).0, "pending", "another key");
+    // Clearing the alarm reaches the same slot.
+    h.ok("acknowledge-alarm", json!({"id": "alm-000001", "by": "g"}));
+    h.ok("clear-alarm", json!({"id": "alm-000001", "by": "g"}));
+    let out = h.ingest("sensor.smoke", smoke, T0 + 3 * SEC);
+    assert_eq!(
+        Harness::outcome(&out).0,
+        "raised",
+        "a new alarm once cleared"
+    );
+}
+
+#[test]
+fn whole_number_floats_make_the_same_dedupe_key() {
+    // floor 15 and floor 15.0 are the same window.
+    let mut h = Harness::bare();
+    h.install("object-thrown");
+    h.ingest("camera.object-thrown", thrown("02"), T0);
+    let mut as_float = thrown("02");
+    as_float["floor"] = json!(15.0);
+    let out = h.ingest("camera.object-thrown", as_float, T0 + SEC);
+    assert_eq!(out["results"][0]["dedupe_key"], "3-15-02");
+    assert_eq!(
+        Harness::outcome(&out),
+        ("updated".into(), json!("alm-000001"))
+    );
 }
 
 #[test]
@@ -1233,7 +1455,10 @@ fn purge_removes_old_records_and_keeps_recent_ones() {
         out,
         json!({"alarms_deleted": 0, "records_deleted": 6, "slots_deleted": 1, "more": false})
     );
-    assert_eq!((count(&h.store, "idem/"), count(&h.store, "evt/")), (0, 0));
+    assert_eq!(
+        (count(&h.store, "idem/"), count(&h.store, "event/")),
+        (0, 0)
+    );
     // A retried event id after that is new again.
     let out = h.ok(
         "ingest",

@@ -14,7 +14,12 @@
 //!   the run has lasted `seconds`. An event older than the run's last event (a late upload)
 //!   neither extends nor breaks the run.
 //! - `count`: the rule fires on every matching event once at least `count` matching events
-//!   (this one included) fall within `window_seconds` of the newest.
+//!   (this one included) fall within `window_seconds` of the newest. A late event more than
+//!   `window_seconds` older than the newest does not count and does not fire the rule.
+//!
+//! Events stamped in the future would hold these windows back (every correct event would
+//! look late); `ingest` refuses an `at_ms` more than the configured clock skew after the
+//! host's time.
 
 use crate::store::{Store, save};
 use courtyard_sdk::Error;
@@ -152,10 +157,18 @@ impl Slot {
         }
     }
 
-    /// An event of the rule's kind with this key that does not meet the conditions: a
-    /// `duration` state has ended. Returns whether the slot changed.
-    pub fn miss(&mut self, trigger: &Trigger) -> bool {
-        matches!(trigger, Trigger::Duration { .. }) && self.run.take().is_some()
+    /// An event of the rule's kind with this key, at `at_ms`, that does not meet the
+    /// conditions: a `duration` state has ended, unless the event is older than the run's
+    /// last event (a late upload neither extends nor breaks the run). Returns whether the
+    /// slot changed.
+    pub fn miss(&mut self, trigger: &Trigger, at_ms: i64) -> bool {
+        match (trigger, self.run) {
+            (Trigger::Duration { .. }, Some(run)) if at_ms >= run.last_ms => {
+                self.run = None;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// A matching event at `at_ms`.
@@ -209,7 +222,15 @@ impl Slot {
                 if self.hits.len() > keep {
                     self.hits.drain(..self.hits.len() - keep);
                 }
-                if self.hits.len() >= keep {
+                if newest - at_ms > window {
+                    // A late event outside the window of the newest: it does not count.
+                    Verdict::Pending(format!(
+                        "the event at {} is more than {window_seconds} s older than the newest \
+                         matching event ({}): it is outside the window",
+                        crate::time::fmt_ms(at_ms),
+                        crate::time::fmt_ms(newest)
+                    ))
+                } else if self.hits.len() >= keep {
                     Verdict::Fire
                 } else {
                     Verdict::Pending(format!(
@@ -248,7 +269,8 @@ pub fn put_slot(store: &mut impl Store, key: &str, slot: &Slot, now_ms: i64) -> 
 mod tests {
     use super::*;
 
-    const MIN: i64 = 60_000;
+    const SEC: i64 = 1000;
+    const MIN: i64 = 60 * SEC;
 
     fn duration(seconds: u32, gap: u32) -> Trigger {
         Trigger::Duration {
@@ -269,7 +291,7 @@ mod tests {
         let mut s = Slot::default();
         assert_eq!(s.hit(&Trigger::Each {}, 0), Verdict::Fire);
         assert_eq!(s.hit(&Trigger::Each {}, 0), Verdict::Fire);
-        assert!(!s.miss(&Trigger::Each {}));
+        assert!(!s.miss(&Trigger::Each {}, 0));
     }
 
     #[test]
@@ -331,13 +353,13 @@ mod tests {
         for minute in [0, 2, 4, 6, 8] {
             s.hit(&t, minute * MIN);
         }
-        assert!(s.miss(&t));
-        assert!(!s.miss(&t), "nothing left to end");
+        assert!(s.miss(&t, 9 * MIN));
+        assert!(!s.miss(&t, 9 * MIN), "nothing left to end");
         assert!(matches!(s.hit(&t, 10 * MIN), Verdict::Pending(_)));
         // Count and each triggers ignore misses.
         let mut c = Slot::default();
         c.hit(&count(3, 60), 0);
-        assert!(!c.miss(&count(3, 60)));
+        assert!(!c.miss(&count(3, 60), MIN));
         assert_eq!(c.hits, [0]);
     }
 
@@ -355,6 +377,46 @@ mod tests {
                 last_ms: 12 * MIN
             })
         );
+    }
+
+    #[test]
+    fn a_late_miss_does_not_break_a_run() {
+        let t = duration(600, 120);
+        let mut s = Slot::default();
+        for minute in [0, 2, 4, 6, 8] {
+            s.hit(&t, minute * MIN);
+        }
+        assert!(!s.miss(&t, 3 * MIN), "older than the run's last event");
+        assert_eq!(
+            s.run,
+            Some(Run {
+                since_ms: 0,
+                last_ms: 8 * MIN
+            })
+        );
+        assert_eq!(s.hit(&t, 10 * MIN), Verdict::Fire);
+        // A miss at the run's last event or later ends it.
+        assert!(s.miss(&t, 10 * MIN));
+        assert_eq!(s.run, None);
+    }
+
+    #[test]
+    fn a_late_event_outside_the_count_window_does_not_fire() {
+        let t = count(2, 60);
+        let mut s = Slot::default();
+        s.hit(&t, 10 * MIN);
+        assert_eq!(s.hit(&t, 10 * MIN + 30 * SEC), Verdict::Fire);
+        assert_eq!(
+            s.hit(&t, MIN),
+            Verdict::Pending(
+                "the event at 1970-01-01T00:01:00Z is more than 60 s older than the newest \
+                 matching event (1970-01-01T00:10:30Z): it is outside the window"
+                    .into()
+            )
+        );
+        assert_eq!(s.hits, [10 * MIN, 10 * MIN + 30 * SEC], "unchanged");
+        // A late event inside the window still fires.
+        assert_eq!(s.hit(&t, 9 * MIN + 45 * SEC), Verdict::Fire);
     }
 
     #[test]

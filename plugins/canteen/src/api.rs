@@ -125,7 +125,7 @@ fn run(
         "mark-picked-up" => handle(input, |i| {
             orders::transition(s, now, i, Action::MarkPickedUp)
         }),
-        "cancel-order" => handle(input, |i| orders::cancel(s, now, i)),
+        "cancel-order" => handle(input, |i| orders::cancel(s, c, now, i)),
         "assign-delivery" => handle(input, |i| delivery::assign(s, now, i)),
         "unassign-delivery" => handle(input, |i| delivery::unassign(s, now, i)),
         "start-run" => handle(input, |i| delivery::start(s, now, i)),

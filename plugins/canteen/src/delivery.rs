@@ -691,12 +691,24 @@ mod tests {
             &[Action::Accept, Action::MarkReady],
         );
         let run = assign(&mut s, NOW, assign_input("Li", &[&a, &b])).expect("assign");
-        orders::cancel(&mut s, NOW, cancel_input(&b, orders::Role::Staff)).expect("cancel");
+        orders::cancel(
+            &mut s,
+            &Config::default(),
+            NOW,
+            cancel_input(&b, orders::Role::Staff),
+        )
+        .expect("cancel");
         let started = start(&mut s, NOW, run_id_input(&run.run_id)).expect("start");
         let states: Vec<_> = started.stops.iter().map(|st| st.state).collect();
         assert_eq!(states, [OutForDelivery, Cancelled]);
         // A failed delivery: the staff cancel it, and the run completes.
-        orders::cancel(&mut s, NOW, cancel_input(&a, orders::Role::Staff)).expect("cancel");
+        orders::cancel(
+            &mut s,
+            &Config::default(),
+            NOW,
+            cancel_input(&a, orders::Role::Staff),
+        )
+        .expect("cancel");
         assert_eq!(get_run(&mut s, &run.run_id).status, RunStatus::Completed);
     }
 

@@ -137,6 +137,6 @@ pub struct SlotClosedDish {
     pub dish_id: String,
     /// Its name.
     pub name: String,
-    /// Portions ordered (cancelled orders excluded).
+    /// Portions taken from the cap (orders cancelled before cooking excluded).
     pub ordered: u32,
 }

@@ -1,8 +1,9 @@
 //! Menus: one per date and meal slot, with dishes, prices in fen and a portion cap per
 //! dish; when ordering for a slot closes (the cutoff, or the staff closing it by hand).
 //!
-//! A menu record counts the portions ordered of each dish (`ordered`, cancelled orders
-//! excluded), so the cap is enforced with one read and the day's summary reads it back.
+//! A menu record counts the portions taken of each dish (`ordered`: live orders, and
+//! orders cancelled once cooked, which are also counted as `wasted`), so the cap is
+//! enforced with one read and the day's summary reads it back.
 
 use crate::calendar::{Date, LocalDateTime};
 use crate::config::Config;
@@ -103,8 +104,13 @@ pub struct Dish {
     pub price_fen: u64,
     /// The most portions that may be ordered.
     pub cap: u32,
-    /// The portions ordered by live (not cancelled) orders.
+    /// The portions taken from the cap: by live (not cancelled) orders, and by orders
+    /// cancelled after they were cooked (`wasted`).
     pub ordered: u32,
+    /// Of `ordered`, the portions of orders cancelled once cooked (ready or out for
+    /// delivery): they stay taken, so that no one orders them again.
+    #[serde(default)]
+    pub wasted: u32,
 }
 
 /// Who closed a slot by hand, and why.
@@ -158,7 +164,7 @@ pub struct DishView {
     pub price_fen: u64,
     /// The portion cap.
     pub cap: u32,
-    /// Portions ordered (cancelled orders excluded).
+    /// Portions taken from the cap (orders cancelled before cooking excluded).
     pub ordered: u32,
     /// Portions left.
     pub remaining: u32,
@@ -253,11 +259,19 @@ impl Menu {
         Ok(dish)
     }
 
-    /// Gives `portions` of a dish back to its cap (a cancelled order).
+    /// Gives `portions` of a dish back to its cap (an order cancelled before it was cooked).
     pub fn release(&mut self, dish_id: &str, portions: u32) {
         // A dish with live orders cannot be removed from its menu (see `set_menu`).
         if let Some(dish) = self.dishes.iter_mut().find(|d| d.dish_id == dish_id) {
             dish.ordered = dish.ordered.saturating_sub(portions);
+        }
+    }
+
+    /// Counts `portions` of a dish as wasted (an order cancelled once cooked): they stay
+    /// taken from the cap.
+    pub fn waste(&mut self, dish_id: &str, portions: u32) {
+        if let Some(dish) = self.dishes.iter_mut().find(|d| d.dish_id == dish_id) {
+            dish.wasted = dish.wasted.saturating_add(portions).min(dish.ordered);
         }
     }
 
@@ -427,10 +441,10 @@ pub fn set_menu(
     let label = format!("{} on {}", input.slot, input.date);
     let mut dishes = Vec::with_capacity(input.dishes.len());
     for d in input.dishes {
-        let ordered = previous
+        let (ordered, wasted) = previous
             .as_ref()
             .and_then(|m| m.dishes.iter().find(|p| p.dish_id == d.dish_id))
-            .map_or(0, |p| p.ordered);
+            .map_or((0, 0), |p| (p.ordered, p.wasted));
         if d.cap < ordered {
             return Err(Error::conflict(format!(
                 "the cap of dish {:?} for {label} cannot be {}: {ordered} portion(s) are already ordered; set a cap of at least {ordered}, or cancel orders first",
@@ -443,6 +457,7 @@ pub fn set_menu(
             price_fen: d.price_fen,
             cap: d.cap,
             ordered,
+            wasted,
         });
     }
     if let Some(prev) = &previous {

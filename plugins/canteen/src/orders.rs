@@ -6,11 +6,14 @@
 //!                                             │ start-run       mark-delivered
 //!                                             └──────▶ out-for-delivery ──────▶ delivered (delivery orders)
 //!
-//!   cancel-order: by the resident from placed; by the staff from placed, accepted, ready
-//!   and out-for-delivery (a failed delivery). Delivered, picked-up and cancelled are final.
+//!   cancel-order: by the resident from placed, while the slot takes orders; by the staff
+//!   from placed, accepted, ready and out-for-delivery (a failed delivery). Delivered,
+//!   picked-up and cancelled are final.
 //! ```
 //!
-//! Cancelling returns the order's portions to the dishes' caps. Assignment to a delivery run
+//! Cancelling a placed or accepted order returns its portions to the dishes' caps; the
+//! portions of an order cancelled once cooked (ready or out for delivery) stay taken, and
+//! are counted as wasted. Assignment to a delivery run
 //! (see [`crate::delivery`]) is not a state: it is allowed while a delivery order is accepted
 //! or ready, and only once.
 
@@ -539,11 +542,15 @@ pub struct CancelOrderInput {
     pub actor: Option<String>,
 }
 
-/// `cancel-order`: the resident cancels a placed order; the staff cancel any order that
-/// is not delivered, picked up or cancelled. The portions go back to the dishes' caps.
-/// An order on a delivery run stays listed on it, as cancelled, so the courier sees it.
+/// `cancel-order`: the resident cancels a placed order while its slot takes orders; the
+/// staff cancel any order that is not delivered, picked up or cancelled. The portions of
+/// a placed or accepted order go back to the dishes' caps; those of an order already
+/// cooked (ready, out for delivery) stay taken and are counted as wasted, so they are not
+/// sold twice. An order on a delivery run stays listed on it, as cancelled, so the courier
+/// sees it.
 pub fn cancel(
     store: &mut impl Store,
+    config: &Config,
     now_ms: i64,
     input: CancelOrderInput,
 ) -> Result<Order, Error> {
@@ -552,8 +559,38 @@ pub fn cancel(
     order.cancelled_by = Some(input.by);
     order.cancel_reason = input.reason.clone();
     let mut menu = menu::load(store, &order.date, order.slot)?;
+    if input.by == Role::Resident {
+        let why = match menu.status(config, now_ms)? {
+            menu::SlotStatus::Open => None,
+            menu::SlotStatus::PastCutoff => Some(format!(
+                "ordering for {} closed at {} (the cutoff)",
+                menu.label(),
+                menu.cutoff(config)?
+            )),
+            menu::SlotStatus::ClosedByStaff => Some(format!(
+                "the canteen staff closed ordering for {}{}",
+                menu.label(),
+                menu.closed
+                    .as_ref()
+                    .and_then(|c| c.note.as_deref())
+                    .map(|n| format!(" ({n})"))
+                    .unwrap_or_default()
+            )),
+        };
+        if let Some(why) = why {
+            return Err(Error::conflict(format!(
+                "order {} can no longer be cancelled by the resident: {why}; ask the canteen staff to cancel it",
+                order.order_id
+            )));
+        }
+    }
+    let cooked = matches!(from, OrderState::Ready | OrderState::OutForDelivery);
     for item in &order.items {
-        menu.release(&item.dish_id, item.portions);
+        if cooked {
+            menu.waste(&item.dish_id, item.portions);
+        } else {
+            menu.release(&item.dish_id, item.portions);
+        }
     }
     menu::save(store, &menu)?;
     save(store, &order)?;
@@ -1057,7 +1094,13 @@ mod tests {
             ),
             "already has order 2099-12-01-lunch-0001 (placed) for lunch on 2099-12-01",
         );
-        cancel(&mut s, NOW, cancel_input(&first.order_id, Role::Resident)).expect("cancel");
+        cancel(
+            &mut s,
+            &Config::default(),
+            NOW,
+            cancel_input(&first.order_id, Role::Resident),
+        )
+        .expect("cancel");
         assert!(
             place(
                 &mut s,
@@ -1138,7 +1181,7 @@ mod tests {
     }
 
     #[test]
-    fn cancelling_returns_the_portions_from_every_cancellable_state() {
+    fn cancelling_returns_the_portions_of_uncooked_orders_only() {
         for f in [Pickup, Delivery] {
             for from in [Placed, Accepted, Ready, OutForDelivery] {
                 if f == Pickup && from == OutForDelivery {
@@ -1148,10 +1191,17 @@ mod tests {
                 assert_eq!(menu_ordered(&mut s, "tofu"), 1);
                 let mut input = cancel_input(&order_id, Role::Staff);
                 input.reason = Some("resident in hospital".into());
-                let order = cancel(&mut s, NOW, input).expect("cancel");
+                let order = cancel(&mut s, &Config::default(), NOW, input).expect("cancel");
                 assert_eq!(order.cancelled_by, Some(Role::Staff));
                 assert_eq!(order.cancel_reason.as_deref(), Some("resident in hospital"));
-                assert_eq!(menu_ordered(&mut s, "tofu"), 0, "{from} {f:?}");
+                let cooked = matches!(from, Ready | OutForDelivery);
+                assert_eq!(
+                    menu_ordered(&mut s, "tofu"),
+                    u32::from(cooked),
+                    "{from} {f:?}"
+                );
+                let menu = menu::load(&mut s, DAY, Slot::Lunch).expect("menu");
+                assert_eq!(menu.dishes[0].wasted, u32::from(cooked), "{from} {f:?}");
                 let (kind, payload) = s.events.last().expect("event");
                 assert_eq!(kind, events::ORDER_CANCELLED);
                 assert_eq!(payload["from_state"], from.name());
@@ -1164,17 +1214,132 @@ mod tests {
     #[test]
     fn a_resident_cancels_only_a_placed_order() {
         let (mut s, id) = order_in_state(Pickup, Placed);
-        let order = cancel(&mut s, NOW, cancel_input(&id, Role::Resident)).expect("cancel");
+        let order = cancel(
+            &mut s,
+            &Config::default(),
+            NOW,
+            cancel_input(&id, Role::Resident),
+        )
+        .expect("cancel");
         assert_eq!(
             (order.state, order.cancelled_by),
             (Cancelled, Some(Role::Resident))
         );
         let (mut s, id) = order_in_state(Pickup, Accepted);
         assert_conflict(
-            s.call(|s| cancel(s, NOW, cancel_input(&id, Role::Resident))),
+            s.call(|s| {
+                cancel(
+                    s,
+                    &Config::default(),
+                    NOW,
+                    cancel_input(&id, Role::Resident),
+                )
+            }),
             "ask the canteen staff to cancel it",
         );
         assert_eq!(menu_ordered(&mut s, "tofu"), 1);
+    }
+
+    /// Reviewer's sequence: a dish with cap 1, its order out on a delivery run, the staff
+    /// cancel it (a failed delivery). The portion was cooked: it must not go back on sale.
+    #[test]
+    fn staff_cancelling_a_cooked_order_does_not_put_its_portions_back_on_sale() {
+        for (f, from) in [
+            (Delivery, OutForDelivery),
+            (Delivery, Ready),
+            (Pickup, Ready),
+        ] {
+            let (mut s, id) = order_in_state(f, from);
+            let c = Config::default();
+            let mut one_tofu = menu_input(DAY, Slot::Lunch);
+            one_tofu.dishes[0].cap = 1;
+            menu::set_menu(&mut s, &c, NOW, one_tofu).expect("cap 1");
+            cancel(
+                &mut s,
+                &Config::default(),
+                NOW,
+                cancel_input(&id, Role::Staff),
+            )
+            .expect("failed delivery");
+            assert_eq!(menu_ordered(&mut s, "tofu"), 1, "{from} {f:?}");
+            assert_conflict(
+                s.call(|s| place(s, &c, NOW, order_input("r-young", Pickup, &[("tofu", 1)]))),
+                "dish \"tofu\" is sold out",
+            );
+            let summary = crate::summary::day_summary(
+                &mut s,
+                &c,
+                NOW,
+                crate::summary::DaySummaryInput { date: DAY.into() },
+            )
+            .expect("summary");
+            let tofu = &summary.slots[0].dishes[0];
+            assert_eq!(
+                (tofu.ordered, tofu.wasted, tofu.remaining),
+                (1, 1, 0),
+                "{from} {f:?}"
+            );
+            // Republishing the menu keeps the wasted portions taken.
+            let mut two_tofu = menu_input(DAY, Slot::Lunch);
+            two_tofu.dishes[0].cap = 2;
+            let view = menu::set_menu(&mut s, &c, NOW, two_tofu).expect("cap 2");
+            assert_eq!((view.dishes[0].ordered, view.dishes[0].remaining), (1, 1));
+            assert_eq!(
+                menu::load(&mut s, DAY, Slot::Lunch).expect("menu").dishes[0].wasted,
+                1
+            );
+        }
+    }
+
+    /// A resident may cancel only while the slot takes orders; the staff may still.
+    #[test]
+    fn a_resident_cancels_only_while_the_slot_is_open() {
+        let c = Config::default();
+        let (mut s, id) = order_in_state(Pickup, Placed);
+        let cutoff = local_ms("2099-12-01T10:00");
+        assert_conflict(
+            s.call(|s| {
+                cancel(
+                    s,
+                    &Config::default(),
+                    cutoff,
+                    cancel_input(&id, Role::Resident),
+                )
+            }),
+            "order 2099-12-01-lunch-0001 can no longer be cancelled by the resident: ordering for lunch on 2099-12-01 closed at 2099-12-01T10:00 (the cutoff); ask the canteen staff to cancel it",
+        );
+        assert_eq!(menu_ordered(&mut s, "tofu"), 1);
+        let order = cancel(
+            &mut s,
+            &Config::default(),
+            cutoff,
+            cancel_input(&id, Role::Staff),
+        )
+        .expect("staff");
+        assert_eq!(order.cancelled_by, Some(Role::Staff));
+
+        let (mut s, id) = order_in_state(Pickup, Placed);
+        menu::close_slot(&mut s, &c, NOW, close_input(Some("gas repair"))).expect("close");
+        assert_conflict(
+            s.call(|s| {
+                cancel(
+                    s,
+                    &Config::default(),
+                    NOW,
+                    cancel_input(&id, Role::Resident),
+                )
+            }),
+            "can no longer be cancelled by the resident: the canteen staff closed ordering for lunch on 2099-12-01 (gas repair); ask the canteen staff to cancel it",
+        );
+        assert!(
+            cancel(
+                &mut s,
+                &Config::default(),
+                NOW,
+                cancel_input(&id, Role::Staff)
+            )
+            .is_ok()
+        );
     }
 
     #[test]

@@ -53,9 +53,12 @@ pub struct DishPortions {
     pub name: String,
     /// Its cap.
     pub cap: u32,
-    /// Portions ordered (cancelled orders excluded).
+    /// Portions taken from the cap: by live orders, and by orders cancelled once cooked.
     pub ordered: u32,
-    /// Portions left.
+    /// Of `ordered`, the portions of orders cancelled once cooked (ready or out for
+    /// delivery): cooked for no one.
+    pub wasted: u32,
+    /// Portions that can still be ordered (`cap` − `ordered`).
     pub remaining: u32,
 }
 
@@ -148,6 +151,7 @@ pub fn day_summary(
                     name: d.name.clone(),
                     cap: d.cap,
                     ordered: d.ordered,
+                    wasted: d.wasted,
                     remaining: d.cap.saturating_sub(d.ordered),
                 })
                 .collect(),
@@ -251,7 +255,13 @@ mod tests {
             &o3,
             &[Action::Accept, Action::MarkReady, Action::MarkPickedUp],
         );
-        orders::cancel(&mut s, NOW, cancel_input(&o4, Role::Resident)).expect("cancel");
+        orders::cancel(
+            &mut s,
+            &Config::default(),
+            NOW,
+            cancel_input(&o4, Role::Resident),
+        )
+        .expect("cancel");
 
         let sum = day_summary(&mut s, &c, NOW, DaySummaryInput { date: DAY.into() }).expect("sum");
         assert_eq!(sum.slots.len(), 2);

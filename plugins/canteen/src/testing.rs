@@ -160,7 +160,9 @@ pub fn cancel_input(order_id: &str, by: Role) -> CancelOrderInput {
 /// order alone here; `delivery` tests the run).
 pub fn run_action(s: &mut MemoryStore, order_id: &str, action: Action) -> Result<Order, Error> {
     match action {
-        Action::Cancel(by) => orders::cancel(s, NOW, cancel_input(order_id, by)),
+        Action::Cancel(by) => {
+            orders::cancel(s, &Config::default(), NOW, cancel_input(order_id, by))
+        }
         other => orders::transition(s, NOW, action_input(order_id), other),
     }
 }

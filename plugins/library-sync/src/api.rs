@@ -71,7 +71,7 @@ where
     O: Serialize,
 {
     let request = input.clone();
-    once(store, operation, call.key, &request, |s| {
+    once(store, operation, call.key, &request, call.now_ms, |s| {
         courtyard_sdk::handle(input, |i| f(s, call, i))
     })
 }

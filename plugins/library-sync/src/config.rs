@@ -34,6 +34,10 @@ pub struct Config {
     /// (0: it notifies once per loan).
     #[serde(default = "defaults::overdue_reminder_days")]
     pub overdue_reminder_days: u32,
+    /// How many days replay records of idempotency keys are kept; `sweep-overdue` purges
+    /// older ones, a slice per call.
+    #[serde(default = "defaults::replay_retention_days")]
+    pub replay_retention_days: u32,
 }
 
 mod defaults {
@@ -58,6 +62,9 @@ mod defaults {
     pub fn overdue_reminder_days() -> u32 {
         7
     }
+    pub fn replay_retention_days() -> u32 {
+        7
+    }
 }
 
 impl Default for Config {
@@ -70,6 +77,7 @@ impl Default for Config {
             block_when_overdue: defaults::block_when_overdue(),
             slot_count: defaults::slot_count(),
             overdue_reminder_days: defaults::overdue_reminder_days(),
+            replay_retention_days: defaults::replay_retention_days(),
         }
     }
 }
@@ -78,6 +86,11 @@ impl Config {
     /// The loan period in milliseconds.
     pub fn loan_ms(&self) -> i64 {
         i64::from(self.loan_days) * DAY_MS
+    }
+
+    /// The replay retention in milliseconds.
+    pub fn replay_retention_ms(&self) -> i64 {
+        i64::from(self.replay_retention_days) * DAY_MS
     }
 }
 

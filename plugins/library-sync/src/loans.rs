@@ -18,7 +18,7 @@ use crate::cards::{self, Card};
 use crate::catalogue::{self, LibraryStatus};
 use crate::config::Call;
 use crate::shelf::{self, Held};
-use crate::store::{Store, emit, load, save, scan};
+use crate::store::{Store, emit, load, purge_replays, save, scan};
 use crate::time::{days_after, fmt_utc};
 use courtyard_sdk::Error;
 use serde::{Deserialize, Serialize};
@@ -613,12 +613,18 @@ pub struct SweepOutput {
     /// The loan id to continue after (call again with `after`), when the sweep stopped
     /// before the last open loan.
     pub next: Option<String>,
+    /// Replay records of idempotency keys purged (older than `replay_retention_days`).
+    pub replays_purged: u32,
 }
+
+/// How many replay records one `sweep-overdue` call looks at, to purge the old ones.
+pub const REPLAY_PURGE_BUDGET: u32 = 500;
 
 /// `sweep-overdue`: emits `library-sync.overdue` for each open loan past due that has not
 /// been notified yet, or was last notified `overdue_reminder_days` ago or more (when that
 /// is not 0). Called by a workflow on a cron schedule; at most `limit` (≤ 50) events per
-/// call.
+/// call. Each call also purges a slice of replay records older than
+/// `replay_retention_days` (see [`crate::store::purge_replays`]).
 pub fn sweep_overdue(
     store: &mut impl Store,
     call: &Call,
@@ -650,9 +656,16 @@ pub fn sweep_overdue(
         }
         Ok(notified < limit)
     })?;
+    let replays_purged = purge_replays(
+        store,
+        call.now_ms,
+        call.config.replay_retention_ms(),
+        REPLAY_PURGE_BUDGET,
+    )?;
     Ok(SweepOutput {
         notified,
         scanned,
         next,
+        replays_purged,
     })
 }

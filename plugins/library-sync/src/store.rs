@@ -14,6 +14,7 @@
 //! | `seq/loan` | the number of the last loan id handed out |
 //! | `sync` | the sync cursor and the summary of the last page ([`crate::sync::SyncState`]) |
 //! | `idem/{operation}/{key}` | the replay record of one idempotency key |
+//! | `sweep/replay-cursor` | where `sweep-overdue` goes on purging replay records |
 
 use courtyard_sdk::{Error, Value};
 use serde::{Deserialize, Serialize};
@@ -30,28 +31,38 @@ pub use courtyard_sdk::store::{Store, emit, load, save};
 /// Up to `limit` records under `prefix` after `after`, deserialised.
 pub use courtyard_sdk::store::scan_as as scan;
 
-/// What is kept per idempotency key: a fingerprint of the request and the output.
+/// The prefix of replay records.
+pub const REPLAY_PREFIX: &str = "idem/";
+/// Where the purge of replay records goes on from.
+pub const REPLAY_CURSOR: &str = "sweep/replay-cursor";
+
+/// What is kept per idempotency key: a fingerprint of the request, the output, and when
+/// (host time; absent in records written before it was kept).
 #[derive(Debug, Serialize, Deserialize)]
 struct Replay {
     request: String,
     output: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    at_ms: Option<i64>,
 }
 
 /// Runs `f` once per idempotency key: the first call with `key` runs and its output is
-/// kept; a later call of `operation` with the same key and the same input returns that
-/// output without running (so it changes nothing and emits nothing); the same key with a
-/// different input is a conflict. Without a key, `f` just runs.
+/// kept (with `now_ms`, for [`purge_replays`]); a later call of `operation` with the same
+/// key and the same input returns that output without running (so it changes nothing and
+/// emits nothing); the same key with a different input is a conflict. Without a key, `f`
+/// just runs.
 pub fn once<S: Store>(
     store: &mut S,
     operation: &str,
     key: Option<&str>,
     input: &Value,
+    now_ms: i64,
     f: impl FnOnce(&mut S) -> Result<Value, Error>,
 ) -> Result<Value, Error> {
     let Some(key) = key else {
         return f(store);
     };
-    let replay_key = format!("idem/{operation}/{key}");
+    let replay_key = format!("{REPLAY_PREFIX}{operation}/{key}");
     let request = fingerprint(&canonical_json(input));
     if let Some(replay) = load::<Replay>(store, &replay_key)? {
         if replay.request == request {
@@ -69,9 +80,46 @@ pub fn once<S: Store>(
         &Replay {
             request,
             output: output.clone(),
+            at_ms: Some(now_ms),
         },
     )?;
     Ok(output)
+}
+
+/// Deletes the replay records older than `retention_ms`, looking at no more than `budget`
+/// records and going on from where the previous purge stopped (a pass over every record
+/// takes as many calls as it takes). A record without its time (written before the time
+/// was kept) is stamped with `now_ms`, so it goes one retention later; one that does not
+/// parse is deleted (it can never be replayed). Returns how many records it deleted.
+pub fn purge_replays(
+    store: &mut impl Store,
+    now_ms: i64,
+    retention_ms: i64,
+    budget: u32,
+) -> Result<u32, Error> {
+    let cursor: Option<String> = load(store, REPLAY_CURSOR)?;
+    let page = store.scan(REPLAY_PREFIX, cursor.as_deref(), budget)?;
+    let mut purged = 0;
+    for (key, value) in &page {
+        match serde_json::from_value::<Replay>(value.clone()) {
+            Ok(Replay {
+                at_ms: Some(at), ..
+            }) if now_ms.saturating_sub(at) <= retention_ms => {}
+            Ok(mut undated @ Replay { at_ms: None, .. }) => {
+                undated.at_ms = Some(now_ms);
+                save(store, key, &undated)?;
+            }
+            Ok(_) | Err(_) => {
+                store.delete(key)?;
+                purged += 1;
+            }
+        }
+    }
+    match page.last() {
+        Some((last, _)) if page.len() >= budget as usize => save(store, REPLAY_CURSOR, last)?,
+        _ => store.delete(REPLAY_CURSOR)?,
+    }
+    Ok(purged)
 }
 
 /// `value` as JSON text with object keys sorted, so that equal documents give equal text
@@ -123,25 +171,28 @@ mod tests {
         let mut s = MemoryStore::default();
         let input = json!({ "a": 1, "b": [1, 2] });
         assert_eq!(
-            once(&mut s, "op", Some("k"), &input, bump),
+            once(&mut s, "op", Some("k"), &input, 0, bump),
             Ok(json!({"n": 1}))
         );
         // Same key, same input (keys in another order): the first output, nothing runs.
         let reordered: Value = serde_json::from_str(r#"{"b": [1, 2], "a": 1}"#).expect("json");
         assert_eq!(
-            once(&mut s, "op", Some("k"), &reordered, bump),
+            once(&mut s, "op", Some("k"), &reordered, 0, bump),
             Ok(json!({"n": 1}))
         );
         assert_eq!(s.data["n"], json!(1));
         // Another key runs again; no key always runs.
         assert_eq!(
-            once(&mut s, "op", Some("k2"), &input, bump),
+            once(&mut s, "op", Some("k2"), &input, 0, bump),
             Ok(json!({"n": 2}))
         );
-        assert_eq!(once(&mut s, "op", None, &input, bump), Ok(json!({"n": 3})));
+        assert_eq!(
+            once(&mut s, "op", None, &input, 0, bump),
+            Ok(json!({"n": 3}))
+        );
         // The same key for another operation is another key.
         assert_eq!(
-            once(&mut s, "other", Some("k"), &input, bump),
+            once(&mut s, "other", Some("k"), &input, 0, bump),
             Ok(json!({"n": 4}))
         );
         crate::tests::check_store(&s);
@@ -150,9 +201,9 @@ mod tests {
     #[test]
     fn once_refuses_a_key_reused_for_a_different_request() {
         let mut s = MemoryStore::default();
-        once(&mut s, "op", Some("k"), &json!({"a": 1}), bump).expect("first");
+        once(&mut s, "op", Some("k"), &json!({"a": 1}), 0, bump).expect("first");
         let before = s.clone();
-        let err = once(&mut s, "op", Some("k"), &json!({"a": 2}), bump).expect_err("reuse");
+        let err = once(&mut s, "op", Some("k"), &json!({"a": 2}), 0, bump).expect_err("reuse");
         assert!(
             matches!(&err, Error::Conflict(m) if m.contains("new key")),
             "{err}"
@@ -164,11 +215,53 @@ mod tests {
     fn a_failed_call_leaves_no_replay_record() {
         let mut s = MemoryStore::default();
         let fail = |_: &mut MemoryStore| Err(Error::conflict("no"));
-        assert!(once(&mut s, "op", Some("k"), &json!({}), fail).is_err());
+        assert!(once(&mut s, "op", Some("k"), &json!({}), 0, fail).is_err());
         assert_eq!(
-            once(&mut s, "op", Some("k"), &json!({}), bump),
+            once(&mut s, "op", Some("k"), &json!({}), 0, bump),
             Ok(json!({"n": 1}))
         );
+    }
+
+    #[test]
+    fn purge_deletes_old_replay_records_a_slice_at_a_time() {
+        const HOUR: i64 = 3_600_000;
+        let mut s = MemoryStore::default();
+        for i in 0..5 {
+            once(&mut s, "op", Some(&format!("old{i}")), &json!({}), 0, bump).expect("old");
+        }
+        once(&mut s, "op", Some("new"), &json!({}), 47 * HOUR, bump).expect("new");
+        let now = 48 * HOUR + 1;
+        // Six records, four at a time in key order (new, old0, old1, old2 first): the
+        // slice deletes three and keeps a cursor; the next one ends the pass.
+        assert_eq!(purge_replays(&mut s, now, 48 * HOUR, 4), Ok(3));
+        assert!(s.data.contains_key(REPLAY_CURSOR));
+        assert_eq!(purge_replays(&mut s, now, 48 * HOUR, 4), Ok(2));
+        assert!(!s.data.contains_key(REPLAY_CURSOR));
+        let left: Vec<&String> = s.data.keys().filter(|k| k.starts_with("idem/")).collect();
+        assert_eq!(left, ["idem/op/new"]);
+        // A replay still answers after a purge pass that kept it.
+        assert_eq!(
+            once(&mut s, "op", Some("new"), &json!({}), now, bump),
+            Ok(json!({"n": 6}))
+        );
+    }
+
+    #[test]
+    fn purge_dates_undated_records_and_deletes_unreadable_ones() {
+        let mut s = MemoryStore::default();
+        let undated = json!({"request": fingerprint("{}"), "output": {"n": 1}});
+        s.data.insert("idem/op/undated".into(), undated);
+        s.data.insert("idem/op/garbage".into(), json!(17));
+        assert_eq!(purge_replays(&mut s, 1_000, 10, 100), Ok(1));
+        assert_eq!(s.data["idem/op/undated"]["at_ms"], json!(1_000));
+        // Still a replay, and purged one retention later.
+        assert_eq!(
+            once(&mut s, "op", Some("undated"), &json!({}), 1_005, bump),
+            Ok(json!({"n": 1}))
+        );
+        assert_eq!(purge_replays(&mut s, 1_010, 10, 100), Ok(0));
+        assert_eq!(purge_replays(&mut s, 1_011, 10, 100), Ok(1));
+        assert!(s.data.keys().all(|k| !k.starts_with("idem/")));
     }
 
     #[test]

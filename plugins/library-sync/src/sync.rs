@@ -35,6 +35,9 @@
 //!
 //!   A conflict is reported when a record *becomes* withdrawn, or becomes elsewhere (or
 //!   moves to another location), not again for every later revision that keeps it so.
+//!   Several changes of one copy in a page are applied in order, but the conflict is
+//!   judged once, between the copy's record before the page and its final record in the
+//!   page: a copy withdrawn and active again within one page reports nothing.
 
 use crate::catalogue::{self, CatalogueRecord, LibraryStatus};
 use crate::config::Call;
@@ -184,7 +187,8 @@ pub struct MergeOutcome {
     pub updates: Vec<CatalogueRecord>,
     /// The shelf's new cursor.
     pub cursor: String,
-    /// The conflicts to report, in page order.
+    /// The conflicts to report, one at most per copy, judged on its final record in the
+    /// page, in the order the page first changed the copies.
     pub conflicts: Vec<Conflict>,
     /// Changes applied.
     pub applied: u32,
@@ -292,22 +296,28 @@ pub fn merge(
             skipped += 1;
             continue;
         }
-        let new = change.record();
-        if let Some(held) = known.and_then(|k| k.held.as_ref())
-            && let Some(conflict) = conflict_for(old, &new, held)
-        {
-            conflicts.push(conflict);
-        }
         if !working.contains_key(id) {
             order.push(id);
         }
-        working.insert(id, new);
+        working.insert(id, change.record());
         applied += 1;
     }
-    let updates = order
-        .into_iter()
-        .filter_map(|id| working.remove(id))
-        .collect();
+    // Conflicts compare each copy's record before the page with its final record in the
+    // page: a copy withdrawn and active again within one page ends active, no conflict.
+    let mut updates = Vec::with_capacity(order.len());
+    for id in order {
+        let Some(new) = working.remove(id) else {
+            continue;
+        };
+        let known = local.get(id);
+        let before = known.and_then(|k| k.record.as_ref());
+        if let Some(held) = known.and_then(|k| k.held.as_ref())
+            && let Some(conflict) = conflict_for(before, &new, held)
+        {
+            conflicts.push(conflict);
+        }
+        updates.push(new);
+    }
     Ok(Merge::Apply(MergeOutcome {
         updates,
         cursor: page.next_cursor.clone(),
@@ -794,6 +804,38 @@ mod tests {
         );
     }
 
+    /// Reviewer's finding: conflicts were computed for every intermediate change. A copy
+    /// on the shelf withdrawn at revision 2 and active again at revision 3 in the same page
+    /// ends active: no conflict.
+    #[test]
+    fn conflicts_are_judged_on_the_final_record_of_a_copy_in_the_page() {
+        let known = local(vec![("A", Some(record("A", 1, Active)), on_shelf(1))]);
+        let p = page(
+            None,
+            "c1",
+            vec![change("A", 2, Withdrawn), change("A", 3, Active)],
+        );
+        let out = applied(merge(None, None, &p, &known));
+        assert_eq!(out.updates, vec![record("A", 3, Active)]);
+        assert_eq!(out.applied, 2);
+        assert!(out.conflicts.is_empty(), "{:?}", out.conflicts);
+        // Elsewhere and back at the same revision order: nothing either.
+        let p = page(
+            None,
+            "c1",
+            vec![at(change("A", 2, Elsewhere), "X"), change("A", 3, Active)],
+        );
+        assert!(applied(merge(None, None, &p, &known)).conflicts.is_empty());
+        // Withdrawn, then retitled while withdrawn: one conflict, with the final title.
+        let mut retitled = change("A", 3, Withdrawn);
+        retitled.title = "Retitled".into();
+        let p = page(None, "c1", vec![change("A", 2, Withdrawn), retitled]);
+        let out = applied(merge(None, None, &p, &known));
+        assert_eq!(out.conflicts.len(), 1);
+        assert_eq!(out.conflicts[0].rule, ConflictRule::WithdrawnOnShelf);
+        assert_eq!(out.conflicts[0].title, "Retitled");
+    }
+
     #[test]
     fn withdrawing_a_copy_the_shelf_does_not_hold_is_no_conflict() {
         let known = local(vec![("A", Some(record("A", 1, Active)), None)]);
@@ -935,7 +977,8 @@ mod tests {
             &held_elsewhere,
         ));
         assert_eq!(gone.conflicts[0].rule, ConflictRule::WithdrawnOnShelf);
-        // Withdrawn → active → withdrawn in one page: reported for the second withdrawal.
+        // Withdrawn → active → withdrawn in one page: the page ends as the record was
+        // before it (withdrawn, already reported), so nothing new to report.
         let flip = applied(merge(
             None,
             None,
@@ -946,7 +989,7 @@ mod tests {
             ),
             &held_withdrawn,
         ));
-        assert_eq!(flip.conflicts.len(), 1);
+        assert!(flip.conflicts.is_empty());
         assert_eq!(flip.updates, vec![record("A", 4, Withdrawn)]);
     }
 

@@ -25,6 +25,9 @@ pub struct Config {
     pub max_open_rides_per_screen: u32,
     /// How long idempotency replay records are kept before `tick` purges them, in hours.
     pub replay_retention_h: u32,
+    /// A driver not heard from (no report) for this long is removed by `tick`, unless a
+    /// ride holds it, in hours.
+    pub driver_retention_h: u32,
 }
 
 impl Default for Config {
@@ -39,6 +42,7 @@ impl Default for Config {
             position_max_age_s: 120,
             max_open_rides_per_screen: 1,
             replay_retention_h: 48,
+            driver_retention_h: 168,
         }
     }
 }
@@ -76,6 +80,11 @@ impl Config {
     /// The replay retention in milliseconds.
     pub fn replay_retention_ms(&self) -> i64 {
         i64::from(self.replay_retention_h) * 3_600_000
+    }
+
+    /// The driver retention in milliseconds.
+    pub fn driver_retention_ms(&self) -> i64 {
+        i64::from(self.driver_retention_h) * 3_600_000
     }
 }
 
@@ -162,6 +171,7 @@ mod tests {
         assert_eq!(config.offer_timeout_ms(), 45_000);
         assert_eq!(config.position_max_age_ms(), 120_000);
         assert_eq!(config.replay_retention_ms(), 48 * 3_600_000);
+        assert_eq!(config.driver_retention_ms(), 7 * 24 * 3_600_000);
         assert_eq!(
             Config {
                 max_rounds: 0,

@@ -9,7 +9,7 @@ use crate::events::event_for;
 use crate::geo::Coord;
 use crate::rides::{MAX_SEQ, Ride, RideState, ride_id, ride_seq};
 use crate::screens::Screen;
-use crate::store::{Store, load, load_all, save};
+use crate::store::{Store, load, load_all, page_of, save};
 use courtyard_sdk::{Error, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -29,6 +29,8 @@ pub mod keys {
     pub const DUE: &str = "due/";
     /// The last ride number.
     pub const RIDE_SEQ: &str = "seq/ride";
+    /// Where the removal of idle drivers goes on from (a driver key).
+    pub const DRIVER_SWEEP_CURSOR: &str = "sweep/driver-cursor";
 
     /// A screen.
     pub fn screen(screen_id: &str) -> String {
@@ -179,6 +181,41 @@ impl<'a, S: Store> Db<'a, S> {
             cache.insert(driver.driver_id.clone(), driver.clone());
         }
         Ok(())
+    }
+
+    /// Removes the drivers not heard from for more than `max_idle_ms` (their last report)
+    /// that no ride holds — not busy, no open offer — looking at no more than `budget`
+    /// drivers, going on from where the previous call stopped. A removed driver comes
+    /// back with its next report. Returns how many it removed.
+    pub fn remove_idle_drivers(&mut self, max_idle_ms: i64, budget: u32) -> Result<u32, Error> {
+        let cursor: Option<String> = load(self.store, keys::DRIVER_SWEEP_CURSOR)?;
+        let (drivers, more) =
+            page_of::<Driver>(self.store, keys::DRIVERS, cursor.as_deref(), budget)?;
+        let mut removed = 0;
+        for driver in &drivers {
+            let idle = self.now_ms.saturating_sub(driver.reported_at_ms) > max_idle_ms;
+            if !idle || driver.ride_id.is_some() {
+                continue;
+            }
+            let offers = keys::offers_prefix(&driver.driver_id);
+            if !self.store.scan(&offers, None, 1)?.is_empty() {
+                continue;
+            }
+            self.store.delete(&keys::driver(&driver.driver_id))?;
+            if let Some(cache) = &mut self.drivers {
+                cache.remove(&driver.driver_id);
+            }
+            removed += 1;
+        }
+        match drivers.last() {
+            Some(last) if more => save(
+                self.store,
+                keys::DRIVER_SWEEP_CURSOR,
+                &keys::driver(&last.driver_id),
+            )?,
+            _ => self.store.delete(keys::DRIVER_SWEEP_CURSOR)?,
+        }
+        Ok(removed)
     }
 
     // ---- rides -------------------------------------------------------------------------

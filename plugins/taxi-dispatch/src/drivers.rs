@@ -2,7 +2,9 @@
 //! nearest drivers for an offer round.
 //!
 //! A driver exists from its first `report-driver` on; there is no separate sign-up (who
-//! may call the operation is the host's business: device tokens). A position is stamped
+//! may call the operation is the host's business: device tokens). `tick` removes a driver
+//! not heard from for `driver_retention_h` that no ride holds (see
+//! [`crate::db::Db::remove_idle_drivers`]); its next report brings it back. A position is stamped
 //! with the host's `now` when it arrives and goes stale after `position_max_age_s`.
 //! A driver who has accepted a ride is busy until the ride is completed, cancelled or
 //! released, whatever availability it reports meanwhile.

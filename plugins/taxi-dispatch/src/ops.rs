@@ -63,6 +63,8 @@ pub const MAX_TICK_LIMIT: u32 = 50;
 pub const MAX_OFFERS_SHOWN: u32 = 20;
 /// How many replay records one `tick` looks at for purging.
 pub const REPLAY_SWEEP_BUDGET: u32 = 500;
+/// How many drivers one `tick` looks at for removing idle ones.
+pub const DRIVER_SWEEP_BUDGET: u32 = 200;
 
 /// What the host says about the call.
 #[derive(Debug, Clone, Copy)]
@@ -299,6 +301,8 @@ pub struct TickOutput {
     pub next_due_ms: Option<i64>,
     /// Replay records purged.
     pub replays_purged: u32,
+    /// Drivers removed: not heard from for `driver_retention_h`, and held by no ride.
+    pub drivers_removed: u32,
 }
 
 // ---- the operations ----------------------------------------------------------------------
@@ -363,7 +367,16 @@ fn transition<S: Store>(
     ride_id: &str,
     transition: impl FnOnce(&mut Ride, &mut Db<S>) -> Result<(), Error>,
 ) -> Result<Ride, Error> {
-    let mut ride = db.ride(ride_id)?;
+    let ride = db.ride(ride_id)?;
+    apply(db, ride, transition)
+}
+
+/// Applies `transition` to `ride` as it is and saves what it changed.
+fn apply<S: Store>(
+    db: &mut Db<S>,
+    mut ride: Ride,
+    transition: impl FnOnce(&mut Ride, &mut Db<S>) -> Result<(), Error>,
+) -> Result<Ride, Error> {
     let before = ride.clone();
     transition(&mut ride, db)?;
     if ride != before {
@@ -538,15 +551,25 @@ pub fn list_rides<S: Store>(db: &mut Db<S>, input: ListRidesInput) -> Result<Rid
     Ok(RidePage { rides, next })
 }
 
-/// `accept-ride`: the first offered driver to accept wins.
+/// `accept-ride`: the first offered driver to accept wins. A driver the ride is already
+/// offered to accepts the ride as stored, before a round that has run out is advanced: its
+/// offer is still open, so the ride is neither offered to new drivers nor escalated first.
+/// Any other accept sees the ride brought up to date (a new round may offer it the ride).
 pub fn accept_ride<S: Store>(db: &mut Db<S>, input: RideDriverInput) -> Result<Ride, Error> {
-    transition(db, &input.ride_id, |ride, db| {
+    let accept = |ride: &mut Ride, db: &mut Db<S>| {
         let driver = db.driver(&input.driver_id)?;
         let busy_with = driver.as_ref().and_then(|d| d.ride_id.clone());
         let plate = driver.and_then(|d| d.vehicle_plate);
         ride.accept(&input.driver_id, busy_with.as_deref(), plate, db.now_ms)?;
         Ok(())
-    })
+    };
+    if let Some(ride) = db.stored_ride(&input.ride_id)?
+        && ride.state == RideState::Offering
+        && ride.was_offered_to(&input.driver_id)
+    {
+        return apply(db, ride, accept);
+    }
+    transition(db, &input.ride_id, accept)
 }
 
 /// `release-ride`: the driver gives an accepted ride back; it is offered again.
@@ -594,7 +617,8 @@ pub fn reoffer_ride<S: Store>(db: &mut Db<S>, input: RideIdInput) -> Result<Ride
 }
 
 /// `tick`: advances the rides whose offer round has run out (soonest first, at most
-/// `limit`), and purges a slice of old replay records.
+/// `limit`), purges a slice of old replay records and removes a slice of drivers not
+/// heard from for `driver_retention_h`.
 pub fn tick<S: Store>(db: &mut Db<S>, input: TickInput) -> Result<TickOutput, Error> {
     let limit = input
         .limit
@@ -607,6 +631,7 @@ pub fn tick<S: Store>(db: &mut Db<S>, input: TickInput) -> Result<TickOutput, Er
         more: false,
         next_due_ms: None,
         replays_purged: 0,
+        drivers_removed: 0,
     };
     let entries = db.store().scan(keys::DUE, None, limit + 1)?;
     for (key, id) in entries {
@@ -648,6 +673,8 @@ pub fn tick<S: Store>(db: &mut Db<S>, input: TickInput) -> Result<TickOutput, Er
     out.next_due_ms = next.first().and_then(|(k, _)| keys::due_deadline(k));
     let (now_ms, retention) = (db.now_ms, db.config.replay_retention_ms());
     out.replays_purged = replay::purge(db.store(), now_ms, retention, REPLAY_SWEEP_BUDGET)?;
+    let max_idle = db.config.driver_retention_ms();
+    out.drivers_removed = db.remove_idle_drivers(max_idle, DRIVER_SWEEP_BUDGET)?;
     Ok(out)
 }
 

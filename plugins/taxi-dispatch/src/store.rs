@@ -18,6 +18,7 @@
 //! | `offer/{driver_id}/{ride_id}` | ride id: the open offers of a driver |
 //! | `idem/{operation}/{idempotency key}` | a replay record |
 //! | `sweep/replay-cursor` | where `tick` goes on purging replay records |
+//! | `sweep/driver-cursor` | the driver key where `tick` goes on removing idle drivers |
 
 use courtyard_sdk::{Error, Value};
 use serde::de::DeserializeOwned;

@@ -38,8 +38,9 @@ pub struct Check {
     pub gate_id: String,
     /// Face or pass code.
     pub method: Method,
-    /// The face reference, or the pass code as normalised (`(malformed)` when it could
-    /// not be one).
+    /// The face reference (canonical form), or the pass code as normalised
+    /// (`(malformed)` when it could not be one; [`crate::gate::REFUSED_FACE`] for image
+    /// data, which is never kept).
     pub credential: String,
     /// Allow or deny.
     pub decision: Decision,

@@ -84,14 +84,12 @@ pub struct ListedEntry {
     pub active: bool,
 }
 
-/// The target of an add or a remove: exactly one of `phone` and `face_ref`.
+/// The target of an add or a remove: exactly one of `phone` and `face_ref`, in
+/// canonical form.
 fn target(phone: Option<String>, face_ref: Option<String>) -> Result<(BlockKind, String), Error> {
     match (phone, face_ref) {
-        (Some(phone), None) => Ok((BlockKind::Phone, phone)),
-        (None, Some(face)) => {
-            validate::face_ref("face_ref", &face)?;
-            Ok((BlockKind::Face, face))
-        }
+        (Some(phone), None) => Ok((BlockKind::Phone, validate::canonical_phone(&phone))),
+        (None, Some(face)) => Ok((BlockKind::Face, validate::face_ref("face_ref", &face)?)),
         _ => Err(Error::invalid_input(
             "give exactly one of phone and face_ref",
         )),
@@ -237,15 +235,16 @@ pub fn list<S: Store>(s: &mut Session<'_, S>, input: ListInput) -> Result<ListOu
     })
 }
 
-/// The entry that blocks `phone` or `face` now, if any (the phone's first).
+/// The entry that blocks `phone` or `face` now, if any (the phone's first); both are
+/// compared in canonical form.
 pub fn blocking<S: Store>(
     s: &mut Session<'_, S>,
     phone: Option<&str>,
     face: Option<&str>,
 ) -> Result<Option<BlockEntry>, Error> {
     let candidates = [
-        phone.map(|p| keys::blocked("phone", p)),
-        face.map(|f| keys::blocked("face", f)),
+        phone.map(|p| keys::blocked("phone", &validate::canonical_phone(p))),
+        face.map(|f| keys::blocked("face", &validate::canonical_face_ref(f))),
     ];
     for key in candidates.into_iter().flatten() {
         if let Some(entry) = s.get::<BlockEntry>(&key)?

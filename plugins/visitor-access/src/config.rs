@@ -32,10 +32,6 @@ pub struct Config {
     /// How long closed visits and gate checks are kept before `expire-due` removes them.
     #[serde(default = "default_retention_days")]
     pub retention_days: u32,
-    /// A secret mixed into pass codes so that they cannot be computed from a visit's
-    /// id and the idempotency key alone. Set one per community.
-    #[serde(default)]
-    pub pass_secret: String,
 }
 
 fn default_pending_ttl_minutes() -> u32 {
@@ -60,7 +56,6 @@ impl Default for Config {
             max_open_visits_per_visitor: default_max_open(),
             require_face_ref: false,
             retention_days: default_retention_days(),
-            pass_secret: String::new(),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Gate checks: a gate sends a face reference or a pass code and gets allow or deny
-//! with a reason; every check that reaches the plugin is kept in the audit trail.
+//! with a reason; every check that reaches the plugin is evaluated at its time (never
+//! replayed, whatever its idempotency key) and kept in the audit trail.
 
 use crate::audit::{self, Check, Decision, Method};
 use crate::blocklist;
@@ -88,18 +89,36 @@ fn by_face<S: Store>(s: &mut Session<'_, S>, face: &str) -> Result<Outcome, Erro
     ))
 }
 
-/// `gate-check`: allow or deny, with the reason, kept in the audit trail.
+/// What an audit record shows as the credential of a `face_ref` that is not a face
+/// reference (image data, never kept).
+pub const REFUSED_FACE: &str = "(refused: not a face reference)";
+
+/// `gate-check`: allow or deny, with the reason, kept in the audit trail. Never
+/// replayed: every call is a check, evaluated against the state at its time.
 ///
-/// A face reference that is not one (image data) is refused as `invalid_input` — the
-/// gate's integration is broken — and is not a check. A pass code that cannot be one
-/// (wrong length or letters) is an ordinary check denied as `unknown`.
+/// A face reference that is not one (image data: the gate's integration is broken) is
+/// a check denied as `invalid-credential`, recorded without the value (shown as
+/// [`REFUSED_FACE`]); a refusal (400) would leave no trace, since the host discards
+/// the writes of a failed call. A pass code that cannot be one (wrong length or
+/// letters) is a check denied as `unknown`. Face references are matched in
+/// [canonical form](validate::canonical_face_ref).
 pub fn check<S: Store>(s: &mut Session<'_, S>, input: CheckInput) -> Result<Check, Error> {
     let (method, credential, (visit, verdict)) = match (input.face_ref, input.pass_code) {
-        (Some(face), None) => {
-            validate::face_ref("face_ref", &face)?;
-            let outcome = by_face(s, &face)?;
-            (Method::Face, face, outcome)
-        }
+        (Some(face), None) => match validate::face_ref_problem(&face) {
+            None => {
+                let face = validate::canonical_face_ref(&face);
+                let outcome = by_face(s, &face)?;
+                (Method::Face, face, outcome)
+            }
+            Some(problem) => (
+                Method::Face,
+                REFUSED_FACE.to_owned(),
+                (
+                    None,
+                    Err((DenyReason::InvalidCredential, problem.message("face_ref"))),
+                ),
+            ),
+        },
         (None, Some(typed)) => match validate::normalize_pass_code(&typed) {
             Some(code) => {
                 let outcome = by_code(s, &code)?;
@@ -128,9 +147,10 @@ pub fn check<S: Store>(s: &mut Session<'_, S>, input: CheckInput) -> Result<Chec
     };
 
     // The blocklist overrides everything: the face shown, and the visit's phone and face.
-    let face = match method {
-        Method::Face => Some(credential.clone()),
-        Method::PassCode => visit.as_ref().and_then(|v| v.face_ref.clone()),
+    let face = match (method, &verdict) {
+        (Method::Face, Err((DenyReason::InvalidCredential, _))) => None,
+        (Method::Face, _) => Some(credential.clone()),
+        (Method::PassCode, _) => visit.as_ref().and_then(|v| v.face_ref.clone()),
     };
     let phone = visit.as_ref().map(|v| v.phone.clone());
     let verdict = match blocklist::blocking(s, phone.as_deref(), face.as_deref())? {

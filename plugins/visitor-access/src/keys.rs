@@ -16,12 +16,14 @@
 //! | `bl/phone/<phone>`, `bl/face/<face>` | blocklist entry | the blocklist |
 //! | `a/<check>` | check | the audit trail of gate checks (`c0000000042`) |
 //! | `ag/<gate>/<check>`, `av/<visit>/<check>` | check | the same, by gate and by visit |
-//! | `idem/<op>/<key>` | replay | the first result of a call with an idempotency key |
+//! | `idem/<op>/<key>` | replay | the request (operation, input) and first result of a call with an idempotency key |
 //! | `idt/<ms>/<op>/<key>` | `true` | replay records by time (for their expiry) |
 //!
 //! Times (`<ms>`) are zero-padded to 13 digits so that key order is time order. Units,
 //! residents, gates, phones and face references cannot contain `/` (the input schemas
 //! and validators make sure), so a prefix ending in `/` names exactly one of them.
+//! Phones and face references are in canonical form ([`crate::validate::canonical_phone`],
+//! [`crate::validate::canonical_face_ref`]) in every key.
 
 /// The counter of visits.
 pub const SEQ_VISIT: &str = "seq/visit";

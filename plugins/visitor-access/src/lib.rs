@@ -12,10 +12,12 @@
 //! SDK's in-memory store); the component is the thin [`VisitorAccess`] layer binding it
 //! to the host. Modules:
 //!
-//! - [`validate`]: face references (never image data), names, windows, pass codes;
+//! - [`validate`]: face references (never image data), names, windows, pass codes, and
+//!   the canonical forms of phones and face hashes;
 //! - [`visit`]: the visit and its state machine, pure; [`visits`]: the operations on
 //!   visits with their indexes and events; [`residents`]: who may answer for a unit;
-//! - [`passes`]: pass codes and whether a pass opens a gate; [`gate`]: gate checks;
+//! - [`passes`]: random pass codes and whether a pass opens a gate; [`gate`]: gate
+//!   checks (never replayed);
 //! - [`audit`]: the trail of checks; [`blocklist`]; [`sweep`]: `expire-due`;
 //! - [`store`], [`keys`], [`config`], [`events`], [`time`]: the plumbing.
 
@@ -65,7 +67,8 @@ pub const OPERATIONS: [&str; 15] = [
     "expire-due",
 ];
 
-/// A read: `f` on the parsed input, its output serialised.
+/// A read (or `gate-check`, never replayed): `f` on the parsed input, its output
+/// serialised.
 fn read<S: Store, I: DeserializeOwned, O: Serialize>(
     s: &mut Session<'_, S>,
     input: Value,
@@ -74,18 +77,26 @@ fn read<S: Store, I: DeserializeOwned, O: Serialize>(
     handle(input, |input| f(s, input))
 }
 
-/// A change: `f` on the parsed input, run [`once`] per idempotency key of `operation`.
+/// A change: `f` on the parsed input, run [`once`] per idempotency key of `operation`
+/// (the input as sent is the request a reused key must match).
 fn change<S: Store, I: DeserializeOwned, O: Serialize>(
     s: &mut Session<'_, S>,
     operation: &str,
     input: Value,
     f: impl FnOnce(&mut Session<'_, S>, I) -> Result<O, Error>,
 ) -> Result<Value, Error> {
-    handle(input, |input| once(s, operation, |s| f(s, input)))
+    let request = if s.idempotency_key.is_some() {
+        input.clone()
+    } else {
+        Value::Null
+    };
+    handle(input, |input| once(s, operation, &request, |s| f(s, input)))
 }
 
 /// Runs `operation` with `input` in session `s`. Operations that change state run
-/// once per idempotency key; reads just run (they may write down due expiries).
+/// once per idempotency key and request; reads just run (they may write down due
+/// expiries). `gate-check` always runs: a gate's answer depends on the visit's state at
+/// the time of the check, so every check is evaluated and audited, whatever its key.
 pub fn dispatch<S: Store>(
     s: &mut Session<'_, S>,
     operation: &str,
@@ -101,7 +112,7 @@ pub fn dispatch<S: Store>(
         "confirm-visit" => change(s, operation, input, visits::confirm),
         "refuse-visit" => change(s, operation, input, visits::refuse),
         "cancel-visit" => change(s, operation, input, visits::cancel),
-        "gate-check" => change(s, operation, input, gate::check),
+        "gate-check" => read(s, input, gate::check),
         "list-checks" => read(s, input, audit::list),
         "blocklist-add" => change(s, operation, input, blocklist::add),
         "blocklist-remove" => change(s, operation, input, blocklist::remove),

@@ -1,11 +1,10 @@
 //! Passes: the code a confirmed visit gets, and whether a visit's pass opens a gate now.
 //!
-//! A pass code is 8 characters of Crockford's base32 (`0-9 A-Z` without `I L O U`),
-//! derived — never drawn at random — from the community's `pass_secret`, the community,
-//! the visit id and the confirmation's idempotency key (or, without one, the visit's
-//! registration and confirmation times). The same confirmation therefore always yields
-//! the same code. Without a `pass_secret`, anyone who knows the algorithm, the visit
-//! id and the key can compute the code: communities should set one.
+//! A pass code is 8 characters of Crockford's base32 (`0-9 A-Z` without `I L O U`):
+//! 40 bits drawn from the sandbox's secure random source (WASI `random`, through
+//! `getrandom`) when the visit is confirmed, and stored with the visit. Nothing about
+//! the visit, the community or the call's idempotency key goes into it, so it cannot
+//! be computed; a replayed confirmation returns the stored visit, code included.
 
 use crate::keys;
 use crate::store::{Session, Store};
@@ -15,62 +14,42 @@ use crate::visit::{Visit, VisitStatus};
 use courtyard_sdk::Error;
 use serde::{Deserialize, Serialize};
 
-/// How many derivations are tried when a code is already taken by another visit.
+/// How many codes are drawn when a code is already taken by another visit (with 2^40
+/// codes, a second draw is already rare).
 const ATTEMPTS: u32 = 16;
 
-/// FNV-1a, 64 bits.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in bytes {
-        hash ^= u64::from(*byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    hash
-}
-
-/// The SplitMix64 finaliser: spreads every input bit over the output.
-fn mix(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
-/// The pass code for these inputs (`attempt` > 0 after a collision).
-pub fn derive_code(
-    secret: &str,
-    community: &str,
-    visit_id: &str,
-    seed: &str,
-    attempt: u32,
-) -> String {
-    let material = format!("{secret}\u{1f}{community}\u{1f}{visit_id}\u{1f}{seed}\u{1f}{attempt}");
-    let first = mix(fnv1a(material.as_bytes()));
-    // A second pass keyed by the first so that every byte affects every bit.
-    let hash = mix(first ^ fnv1a(format!("{first:016x}{material}").as_bytes()));
+/// The pass code of 40 random bits: 5 bits a character.
+pub fn code_from_bytes(bytes: [u8; 5]) -> String {
+    let bits = bytes
+        .iter()
+        .fold(0u64, |acc, byte| (acc << 8) | u64::from(*byte));
     (0..PASS_LEN)
-        .map(|i| PASS_ALPHABET[((hash >> (59 - 5 * i)) & 31) as usize] as char)
+        .map(|i| PASS_ALPHABET[((bits >> (35 - 5 * i)) & 31) as usize] as char)
         .collect()
 }
 
-/// Gives a just-confirmed `visit` its pass: a code (unique among stored passes) and the
-/// time from which it opens the gate. Writes the code's index.
+/// A pass code drawn from the secure random source.
+pub fn random_code() -> Result<String, Error> {
+    let mut bytes = [0u8; 5];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| Error::internal(format!("no secure random source for a pass code: {e}")))?;
+    Ok(code_from_bytes(bytes))
+}
+
+/// Gives a just-confirmed `visit` its pass: a random code (unique among stored passes)
+/// and the time from which it opens the gate. Writes the code's index.
 pub fn issue<S: Store>(s: &mut Session<'_, S>, visit: &mut Visit) -> Result<(), Error> {
-    let seed = match &s.idempotency_key {
-        Some(key) => format!("key:{key}"),
-        None => format!(
-            "state:{}:{}",
-            visit.registered_at_ms,
-            visit.decided_at_ms.unwrap_or(s.now_ms)
-        ),
-    };
-    for attempt in 0..ATTEMPTS {
-        let code = derive_code(
-            &s.config.pass_secret,
-            &s.community,
-            &visit.visit_id,
-            &seed,
-            attempt,
-        );
+    issue_with(s, visit, random_code)
+}
+
+/// [`issue`] with the codes drawn by `draw`.
+fn issue_with<S: Store>(
+    s: &mut Session<'_, S>,
+    visit: &mut Visit,
+    mut draw: impl FnMut() -> Result<String, Error>,
+) -> Result<(), Error> {
+    for _ in 0..ATTEMPTS {
+        let code = draw()?;
         let key = keys::pass(&code);
         match s.get::<String>(&key)? {
             Some(other) if other != visit.visit_id => continue,
@@ -111,11 +90,14 @@ pub enum DenyReason {
     Refused,
     /// The visit was cancelled.
     Cancelled,
+    /// The gate sent something that is not a credential (image data as a face
+    /// reference).
+    InvalidCredential,
 }
 
 impl DenyReason {
     /// Every reason.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::Unknown,
         Self::Blocklisted,
         Self::NoPass,
@@ -123,6 +105,7 @@ impl DenyReason {
         Self::Expired,
         Self::Refused,
         Self::Cancelled,
+        Self::InvalidCredential,
     ];
 
     /// As in the API.
@@ -135,6 +118,7 @@ impl DenyReason {
             Self::Expired => "expired",
             Self::Refused => "refused",
             Self::Cancelled => "cancelled",
+            Self::InvalidCredential => "invalid-credential",
         }
     }
 
@@ -149,6 +133,7 @@ impl DenyReason {
             Self::Refused => 4,
             Self::Blocklisted => 5,
             Self::Unknown => 6,
+            Self::InvalidCredential => 7,
         }
     }
 }
@@ -230,27 +215,21 @@ mod tests {
     use courtyard_sdk::testing::MemoryStore;
 
     #[test]
-    fn codes_are_deterministic_well_formed_and_spread() {
-        let a = derive_code("", "nanhu", "v00000001", "key:confirm-1", 0);
-        assert_eq!(a, derive_code("", "nanhu", "v00000001", "key:confirm-1", 0));
-        assert_eq!(a.len(), PASS_LEN);
-        assert_eq!(
-            crate::validate::normalize_pass_code(&a).as_deref(),
-            Some(a.as_str())
-        );
-        for other in [
-            derive_code("s3cret", "nanhu", "v00000001", "key:confirm-1", 0),
-            derive_code("", "sunjia", "v00000001", "key:confirm-1", 0),
-            derive_code("", "nanhu", "v00000002", "key:confirm-1", 0),
-            derive_code("", "nanhu", "v00000001", "key:confirm-2", 0),
-            derive_code("", "nanhu", "v00000001", "key:confirm-1", 1),
-        ] {
-            assert_ne!(a, other);
-        }
-        let codes: std::collections::HashSet<String> = (0..5000)
-            .map(|n| derive_code("", "nanhu", &crate::keys::visit_id(n), "state:1:2", 0))
+    fn codes_are_well_formed_and_use_every_bit() {
+        assert_eq!(code_from_bytes([0; 5]), "00000000");
+        assert_eq!(code_from_bytes([0xff; 5]), "ZZZZZZZZ");
+        assert_eq!(code_from_bytes([0x08, 0x86, 0x42, 0x98, 0xe8]), "12345678");
+        let codes: std::collections::HashSet<String> = (0..2000)
+            .map(|_| {
+                let code = random_code().expect("random");
+                assert_eq!(
+                    crate::validate::normalize_pass_code(&code).as_deref(),
+                    Some(code.as_str())
+                );
+                code
+            })
             .collect();
-        assert_eq!(codes.len(), 5000, "no collisions in a small sample");
+        assert_eq!(codes.len(), 2000, "no repeats in a small sample");
     }
 
     #[test]
@@ -259,13 +238,13 @@ mod tests {
         let mut s = session(&mut store, T0, Some("k"));
         let mut visit = visit_in(VisitStatus::Confirmed);
         visit.pass_code = None;
-        let first = derive_code("", "nanhu", &visit.visit_id, "key:k", 0);
-        s.put(&crate::keys::pass(&first), "v99999999").expect("put");
-        issue(&mut s, &mut visit).expect("issue");
-        let code = visit.pass_code.clone().expect("code");
-        assert_eq!(code, derive_code("", "nanhu", &visit.visit_id, "key:k", 1));
+        s.put(&crate::keys::pass("TAKEN000"), "v99999999")
+            .expect("put");
+        let mut draws = ["TAKEN000", "FREE0001"].into_iter().map(str::to_owned);
+        issue_with(&mut s, &mut visit, || Ok(draws.next().expect("a draw"))).expect("issue");
+        assert_eq!(visit.pass_code.as_deref(), Some("FREE0001"));
         assert_eq!(
-            visit_of(&mut s, &code).expect("read").as_deref(),
+            visit_of(&mut s, "FREE0001").expect("read").as_deref(),
             Some("v00000001")
         );
         assert_eq!(
@@ -273,6 +252,11 @@ mod tests {
             Some(visit.from_ms - 15 * MINUTE_MS),
             "opens early_entry_minutes before the window"
         );
+        let mut other = visit_in(VisitStatus::Confirmed);
+        other.visit_id = "v00000002".into();
+        let e =
+            issue_with(&mut s, &mut other, || Ok("TAKEN000".to_owned())).expect_err("never free");
+        assert!(matches!(e, Error::Internal(m) if m.contains("no free pass code")));
     }
 
     #[test]

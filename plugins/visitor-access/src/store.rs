@@ -110,16 +110,24 @@ pub const REPLAY_KEEP_MS: i64 = 7 * 24 * 60 * 60 * 1000;
 #[derive(Debug, Serialize, serde::Deserialize)]
 struct Replay {
     at_ms: i64,
+    /// The request the key was first used for: the operation and its input, as sent
+    /// (`None` in records written before requests were kept: never replayed).
+    #[serde(default)]
+    operation: Option<String>,
+    #[serde(default)]
+    input: Option<Value>,
     output: Value,
 }
 
-/// Runs `f` once per idempotency key of `operation`: with a key seen before, returns
-/// the first result and changes nothing; otherwise runs `f` and records its output.
-/// Without a key, just runs `f`. A failed call records nothing (its writes are
-/// discarded by the host), so a retry runs again.
+/// Runs `f` once per idempotency key of `operation`: a retry with a key seen before and
+/// the same request (`operation` and an equal `input`) returns the first result and
+/// changes nothing; the key with another request is a `conflict` (never the first
+/// request's result). Without a key, just runs `f`. A failed call records nothing (its
+/// writes are discarded by the host), so a retry runs again.
 pub fn once<S: Store, T: Serialize>(
     s: &mut Session<'_, S>,
     operation: &str,
+    input: &Value,
     f: impl FnOnce(&mut Session<'_, S>) -> Result<T, Error>,
 ) -> Result<Value, Error> {
     let Some(key) = s.idempotency_key.clone() else {
@@ -127,7 +135,12 @@ pub fn once<S: Store, T: Serialize>(
     };
     let record_key = crate::keys::replay(operation, &key);
     if let Some(replay) = s.get::<Replay>(&record_key)? {
-        return Ok(replay.output);
+        if replay.operation.as_deref() == Some(operation) && replay.input.as_ref() == Some(input) {
+            return Ok(replay.output);
+        }
+        return Err(Error::conflict(format!(
+            "the Idempotency-Key {key:?} was already used for a different request ({operation}); use a new key for a new request"
+        )));
     }
     let output = to_json(&f(s)?)?;
     let at_ms = s.now_ms;
@@ -135,6 +148,8 @@ pub fn once<S: Store, T: Serialize>(
         &record_key,
         &Replay {
             at_ms,
+            operation: Some(operation.to_owned()),
+            input: Some(input.clone()),
             output: output.clone(),
         },
     )?;
@@ -235,7 +250,7 @@ pub(crate) mod tests {
         let mut runs = 0;
         for _ in 0..3 {
             let mut s = session(&mut store, 1_000, Some("k1"));
-            let out = once(&mut s, "op", |s| {
+            let out = once(&mut s, "op", &json!({"a": 1}), |s| {
                 runs += 1;
                 s.next_seq("seq/x")
             })
@@ -245,8 +260,31 @@ pub(crate) mod tests {
         assert_eq!(runs, 1);
         // The same key on another operation is another call.
         let mut s = session(&mut store, 1_000, Some("k1"));
-        let out = once(&mut s, "other", |s| s.next_seq("seq/x")).expect("ok");
+        let out = once(&mut s, "other", &json!({"a": 1}), |s| s.next_seq("seq/x")).expect("ok");
         assert_eq!(out, json!(2));
+    }
+
+    #[test]
+    fn once_refuses_a_key_reused_for_another_request() {
+        let mut store = MemoryStore::default();
+        let mut s = session(&mut store, 1_000, Some("k1"));
+        once(&mut s, "op", &json!({"a": 1}), |s| s.next_seq("seq/x")).expect("ok");
+        let e = once(&mut s, "op", &json!({"a": 2}), |s| s.next_seq("seq/x"))
+            .expect_err("another input");
+        assert!(
+            matches!(&e, Error::Conflict(m) if m.contains("\"k1\" was already used for a different request (op)")),
+            "{e}"
+        );
+        assert_eq!(s.get::<u64>("seq/x").expect("read"), Some(1), "nothing ran");
+        // A record without the request (written before requests were kept) is never
+        // replayed either.
+        s.put(
+            &crate::keys::replay("old", "k1"),
+            &json!({"at_ms": 1, "output": 7}),
+        )
+        .expect("put");
+        let e = once(&mut s, "old", &json!({}), |s| s.next_seq("seq/x")).expect_err("old");
+        assert!(matches!(e, Error::Conflict(_)));
     }
 
     #[test]
@@ -255,7 +293,7 @@ pub(crate) mod tests {
         for n in 1..=2 {
             let mut s = session(&mut store, 1_000, None);
             assert_eq!(
-                once(&mut s, "op", |s| s.next_seq("seq/x")).expect("ok"),
+                once(&mut s, "op", &json!({}), |s| s.next_seq("seq/x")).expect("ok"),
                 json!(n)
             );
         }

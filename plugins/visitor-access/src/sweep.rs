@@ -48,11 +48,18 @@ pub struct SweepOutput {
     pub more: bool,
 }
 
+/// At most this many keys are examined by one walk of the due keys (stale and malformed
+/// ones included), so that a call stays within the host's CPU limit; a walk that stops
+/// there says that keys are left.
+pub const MAX_EXAMINED: usize = 2000;
+const SCAN_BATCH: u32 = 200;
+
 /// Walks the `<prefix><ms>/<rest>` keys, earliest first, whose time is at or before
 /// `cutoff`, calling `f` with the key, its time and its rest until `budget` calls did
 /// their work (`f` returns whether it did; a stale entry it only deletes does not
-/// count). Malformed keys are deleted. Returns how many did their work and whether
-/// due keys are left for the next call.
+/// count, and the walk goes on past it). Malformed keys are deleted. Returns how many
+/// did their work and whether due keys may be left for the next call: `false` only
+/// when the due keys ran out (or the next key is not yet due).
 fn due_keys<S: Store>(
     s: &mut Session<'_, S>,
     prefix: &str,
@@ -61,22 +68,32 @@ fn due_keys<S: Store>(
     mut f: impl FnMut(&mut Session<'_, S>, &str, i64, &str) -> Result<bool, Error>,
 ) -> Result<(usize, bool), Error> {
     let mut done = 0;
-    for (key, _) in s.scan(prefix, None, budget as u32 + 1)? {
-        let Some((at, rest)) = keys::split_timed(&key, prefix) else {
-            s.delete(&key)?;
-            continue;
-        };
-        if at > cutoff {
-            break;
+    let mut examined = 0;
+    let mut cursor: Option<String> = None;
+    loop {
+        let batch = s.scan(prefix, cursor.as_deref(), SCAN_BATCH)?;
+        let full = batch.len() == SCAN_BATCH as usize;
+        for (key, _) in batch {
+            if examined == MAX_EXAMINED {
+                return Ok((done, true));
+            }
+            examined += 1;
+            match keys::split_timed(&key, prefix) {
+                None => s.delete(&key)?,
+                Some((at, _)) if at > cutoff => return Ok((done, false)),
+                Some(_) if done == budget => return Ok((done, true)),
+                Some((at, rest)) => {
+                    if f(s, &key, at, rest)? {
+                        done += 1;
+                    }
+                }
+            }
+            cursor = Some(key);
         }
-        if done == budget {
-            return Ok((done, true));
-        }
-        if f(s, &key, at, rest)? {
-            done += 1;
+        if !full {
+            return Ok((done, false));
         }
     }
-    Ok((done, false))
 }
 
 /// `expire-due`.
@@ -129,4 +146,59 @@ pub fn run<S: Store>(s: &mut Session<'_, S>, input: SweepInput) -> Result<SweepO
         purged_replays,
         more: more_due || more_visits || more_checks || more_replays,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::tests::session;
+    use courtyard_sdk::testing::MemoryStore;
+    use serde_json::json;
+
+    /// `n` keys due at 1, 2, … under `p/`; `f` does its work on the keys whose rest
+    /// starts with `w` and deletes the others (stale).
+    fn walk(store: &mut MemoryStore, cutoff: i64, budget: usize) -> (usize, bool) {
+        let mut s = session(store, 0, None);
+        due_keys(&mut s, "p/", cutoff, budget, |s, key, _, rest| {
+            s.delete(key)?;
+            Ok(rest.starts_with('w'))
+        })
+        .expect("walk")
+    }
+
+    #[test]
+    fn the_walk_goes_past_stale_keys_until_its_budget_or_the_end() {
+        let mut store = MemoryStore::default();
+        for n in 1..=450 {
+            let rest = if n % 150 == 0 { "work" } else { "stale" };
+            store.data.insert(format!("p/{n:013}/{rest}"), json!(true));
+        }
+        store.data.insert("p/not-a-time".into(), json!(true));
+        assert_eq!(
+            walk(&mut store, 10_000, 2),
+            (2, true),
+            "past 299 stale keys"
+        );
+        assert_eq!(walk(&mut store, 10_000, 2), (1, false));
+        assert!(store.data.is_empty(), "stale and malformed keys went too");
+    }
+
+    #[test]
+    fn the_walk_stops_at_the_cutoff_and_at_its_examination_cap() {
+        let mut store = MemoryStore::default();
+        for n in 1..=10 {
+            store.data.insert(format!("p/{n:013}/work"), json!(true));
+        }
+        assert_eq!(
+            walk(&mut store, 4, 50),
+            (4, false),
+            "the rest is not yet due"
+        );
+        let mut store = MemoryStore::default();
+        for n in 1..=MAX_EXAMINED + 5 {
+            store.data.insert(format!("p/{n:013}/stale"), json!(true));
+        }
+        assert_eq!(walk(&mut store, i64::MAX, 5), (0, true));
+        assert_eq!(walk(&mut store, i64::MAX, 5), (0, false));
+    }
 }

@@ -346,7 +346,7 @@ fn only_a_resident_of_the_unit_may_answer() {
 }
 
 #[test]
-fn confirm_issues_a_pass_derived_from_the_key() {
+fn confirm_issues_a_pass_kept_by_a_replay() {
     let mut w = World::new();
     let id = w.register(PHONE, Some(FACE), T0 + 2 * HOUR, T0 + 10 * HOUR);
     w.now += MINUTE_MS;
@@ -358,8 +358,9 @@ fn confirm_issues_a_pass_derived_from_the_key() {
     assert_eq!(v["decided_at_ms"], T0 + MINUTE_MS);
     let code = v["pass_code"].as_str().expect("code");
     assert_eq!(
-        code,
-        crate::passes::derive_code("", "nanhu", &id, "key:confirm-1", 0)
+        w.store.data[&crate::keys::pass(code)],
+        json!(id),
+        "the code's index"
     );
     assert_eq!(v["pass_valid_from_ms"], T0 + 2 * HOUR - 15 * MINUTE_MS);
     assert_eq!(w.kinds(), ["visit-registered", "visit-confirmed"]);
@@ -376,18 +377,6 @@ fn confirm_issues_a_pass_derived_from_the_key() {
     assert_conflict(&e, "already confirmed by r-wang");
     let e = w.err("refuse-visit", by_wang(&id));
     assert_conflict(&e, "cancel the visit (cancel-visit)");
-}
-
-#[test]
-fn a_secret_changes_the_codes() {
-    let mut plain = World::new();
-    let mut secret = World::with(Config {
-        pass_secret: "nanhu-2030".into(),
-        ..Config::default()
-    });
-    let (_, a) = plain.confirmed();
-    let (_, b) = secret.confirmed();
-    assert_ne!(a, b);
 }
 
 #[test]
@@ -598,16 +587,17 @@ fn reads_expire_within_the_event_budget_and_the_sweep_does_the_rest() {
 #[test]
 fn retention_removes_closed_visits_checks_and_replays() {
     let (mut w, id, code) = World::visiting();
+    w.gate(json!({"pass_code": code}));
     w.call_keyed(
-        "gate-check",
-        Some("g-1"),
-        json!({"gate_id": "east-gate", "pass_code": code}),
+        "blocklist-add",
+        Some("b-1"),
+        json!({"phone": "13900000009", "reason": "x", "by": "s-zhao"}),
     )
-    .expect("check");
+    .expect("block");
     w.now = T0 + 8 * DAY_MS;
     let sweep = w.ok("expire-due", json!({}));
     assert_eq!(sweep["expired"], 1);
-    assert_eq!(sweep["purged_replays"], 1, "the gate check's");
+    assert_eq!(sweep["purged_replays"], 1, "the blocklist-add's");
     assert!(
         !w.store
             .data
@@ -627,7 +617,7 @@ fn retention_removes_closed_visits_checks_and_replays() {
         .store
         .data
         .keys()
-        .filter(|k| !k.starts_with("r/") && !k.starts_with("seq/"))
+        .filter(|k| !k.starts_with("r/") && !k.starts_with("seq/") && !k.starts_with("bl/"))
         .collect();
     assert!(left.is_empty(), "nothing of the visit is left: {left:?}");
     let check = w.gate(json!({"pass_code": code}));
@@ -697,22 +687,19 @@ fn unknown_and_malformed_credentials_are_denied_and_kept() {
     assert_eq!(c["reason"], "unknown");
     let list = w.ok("list-checks", json!({"gate_id": "east-gate"}));
     assert_eq!(list["checks"].as_array().expect("checks").len(), 3);
-    // A face reference that is image data is the gate's bug: refused, not a check.
-    let e = w.err(
-        "gate-check",
-        json!({"gate_id": "east-gate", "face_ref": "iVBORw0KGgoAAAANSUhEUgAAAAEAAAAB"}),
-    );
-    assert!(
-        matches!(&e, Error::InvalidInput(m) if m.contains("PNG")),
-        "{e}"
-    );
+    // A face reference that is image data is the gate's bug: a denied check, recorded
+    // without the data.
+    let c = w.gate(json!({"face_ref": "iVBORw0KGgoAAAANSUhEUgAAAAEAAAAB"}));
+    assert_eq!(c["reason"], "invalid-credential");
+    assert!(c["message"].as_str().expect("m").contains("PNG"));
+    // Neither credential (the host's schema says so too): refused, not a check.
     let e = w.err("gate-check", json!({"gate_id": "east-gate"}));
     assert!(
         matches!(&e, Error::InvalidInput(m) if m.contains("exactly one")),
         "{e}"
     );
     let list = w.ok("list-checks", json!({}));
-    assert_eq!(list["checks"].as_array().expect("checks").len(), 3);
+    assert_eq!(list["checks"].as_array().expect("checks").len(), 4);
 }
 
 #[test]
@@ -803,7 +790,7 @@ fn every_check_is_in_the_trail_by_visit_and_by_gate() {
 }
 
 #[test]
-fn a_replayed_gate_check_is_one_check() {
+fn a_retried_gate_check_is_another_check() {
     let (mut w, _, code) = World::visiting();
     let input = json!({"gate_id": "east-gate", "pass_code": code});
     let a = w
@@ -812,10 +799,18 @@ fn a_replayed_gate_check_is_one_check() {
     w.now += 1000;
     let b = w
         .call_keyed("gate-check", Some("gate-east-0001"), input)
-        .expect("replay");
-    assert_eq!(a, b);
+        .expect("retry");
+    assert_eq!(
+        (a["decision"].as_str(), b["decision"].as_str()),
+        (Some("allow"), Some("allow"))
+    );
+    assert_eq!(
+        (a["check_id"].as_str(), b["check_id"].as_str()),
+        (Some("c0000000001"), Some("c0000000002"))
+    );
+    assert_eq!(b["at_ms"], T0 + 3 * HOUR + 1000);
     let list = w.ok("list-checks", json!({}));
-    assert_eq!(list["checks"].as_array().expect("checks").len(), 1);
+    assert_eq!(list["checks"].as_array().expect("checks").len(), 2);
 }
 
 #[test]
@@ -907,4 +902,252 @@ fn every_operation_is_in_the_manifest_and_dispatched() {
             assert!(!m.contains("no operation"), "{op}: {m}");
         }
     }
+}
+
+// ---- regressions of the review ------------------------------------------------------------
+
+/// Review 1: a reused idempotency key replayed the first result whatever the request.
+#[test]
+fn a_reused_key_with_another_request_is_a_conflict() {
+    let mut w = World::new();
+    let v1 = w.register(PHONE, None, T0 + 2 * HOUR, T0 + 10 * HOUR);
+    let v2 = w.register("13900000001", None, T0 + 2 * HOUR, T0 + 10 * HOUR);
+    let first = w
+        .call_keyed("confirm-visit", Some("k"), by_wang(&v1))
+        .expect("confirm v1");
+    assert_eq!(first["visit_id"], v1);
+    let e = w
+        .call_keyed("confirm-visit", Some("k"), by_wang(&v2))
+        .expect_err("another request with the same key");
+    assert_conflict(&e, "already used for a different request (confirm-visit)");
+    assert_conflict(&e, "use a new key");
+    assert_eq!(w.status(&v2), "pending", "v2 was not touched");
+    // The same request with the same key is still a replay.
+    let again = w
+        .call_keyed("confirm-visit", Some("k"), by_wang(&v1))
+        .expect("replay");
+    assert_eq!(again, first);
+    // Equal JSON written in another order is the same request.
+    let reordered: Value = serde_json::from_str(&format!(
+        r#"{{"resident_id": "r-wang", "visit_id": "{v1}"}}"#
+    ))
+    .expect("json");
+    assert_eq!(
+        w.call_keyed("confirm-visit", Some("k"), reordered)
+            .expect("replay"),
+        first
+    );
+}
+
+/// Review 1: a gate check is evaluated and audited every time, whatever its key.
+#[test]
+fn gate_checks_are_never_replayed() {
+    let (mut w, id, code) = World::visiting();
+    let allow = w
+        .call_keyed(
+            "gate-check",
+            Some("K"),
+            json!({"gate_id": "east-gate", "pass_code": code}),
+        )
+        .expect("check");
+    assert_eq!(allow["decision"], "allow");
+    w.ok(
+        "cancel-visit",
+        json!({"visit_id": id, "staff_id": "s-zhao"}),
+    );
+    let other = w
+        .call_keyed(
+            "gate-check",
+            Some("K"),
+            json!({"gate_id": "west-gate", "pass_code": "ZZZZZZZZ"}),
+        )
+        .expect("check");
+    assert_eq!(
+        (other["decision"].as_str(), other["reason"].as_str()),
+        (Some("deny"), Some("unknown"))
+    );
+    assert_eq!(other["gate_id"], "west-gate");
+    // An identical retry is evaluated again too: the pass was cancelled meanwhile.
+    let retry = w
+        .call_keyed(
+            "gate-check",
+            Some("K"),
+            json!({"gate_id": "east-gate", "pass_code": code}),
+        )
+        .expect("check");
+    assert_eq!(retry["reason"], "cancelled");
+    let trail = w.ok("list-checks", json!({}));
+    let ids: Vec<&str> = trail["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .map(|c| c["check_id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(ids, ["c0000000001", "c0000000002", "c0000000003"]);
+    assert!(
+        !w.store
+            .data
+            .keys()
+            .any(|k| k.starts_with("idem/gate-check")),
+        "no replay record for gate checks"
+    );
+}
+
+/// Review 2: pass codes were derived from public inputs; the same history in two
+/// communities gave the same code.
+#[test]
+fn pass_codes_are_random_and_kept_by_a_replay() {
+    let mut codes = std::collections::HashSet::new();
+    for _ in 0..3 {
+        let mut w = World::new();
+        let id = w.register(PHONE, Some(FACE), T0 + 2 * HOUR, T0 + 10 * HOUR);
+        let v = w
+            .call_keyed("confirm-visit", Some("confirm-1"), by_wang(&id))
+            .expect("confirm");
+        let code = v["pass_code"].as_str().expect("code").to_owned();
+        assert_eq!(
+            crate::validate::normalize_pass_code(&code).as_deref(),
+            Some(code.as_str())
+        );
+        let again = w
+            .call_keyed("confirm-visit", Some("confirm-1"), by_wang(&id))
+            .expect("replay");
+        assert_eq!(again["pass_code"], code.as_str(), "a replay keeps the code");
+        assert_eq!(
+            w.ok("get-visit", json!({"visit_id": id}))["pass_code"],
+            code
+        );
+        codes.insert(code);
+    }
+    assert_eq!(codes.len(), 3, "the same history gives different codes");
+}
+
+/// Review 3: the blocklist and the open-visit cap compared phones and faces as typed.
+#[test]
+fn phones_and_face_hashes_are_compared_in_canonical_form() {
+    let mut w = World::with(Config {
+        max_open_visits_per_visitor: 2,
+        ..Config::default()
+    });
+    w.ok(
+        "blocklist-add",
+        json!({"phone": "13900000000", "reason": "sales", "by": "s-zhao"}),
+    );
+    for phone in ["+8613900000000", "008613900000000", "8613900000000"] {
+        let e = w.err(
+            "register-visit",
+            json!({"visitor_name": "Sun Hao", "phone": phone, "unit": "3-2-501",
+                   "from_ms": T0, "to_ms": T0 + HOUR}),
+        );
+        assert_conflict(&e, "phone number is on the community's blocklist");
+    }
+    let removed = w.ok(
+        "blocklist-remove",
+        json!({"phone": "+8613900000000", "by": "s-zhao"}),
+    );
+    assert_eq!(removed["value"], "13900000000");
+    let added = w.ok(
+        "blocklist-add",
+        json!({"phone": "0086 13900000000".replace(' ', ""), "reason": "sales", "by": "s-zhao"}),
+    );
+    assert_eq!(added["value"], "13900000000");
+
+    // The open-visit cap, whatever the format.
+    let a = w.register("+8613812345678", None, T0, T0 + HOUR);
+    let va = w.ok("get-visit", json!({"visit_id": a}));
+    assert_eq!(va["phone"], PHONE, "stored in canonical form");
+    w.register(PHONE, None, T0, T0 + HOUR);
+    let e = w.err(
+        "register-visit",
+        json!({"visitor_name": "Li Wei", "phone": "008613812345678", "unit": "3-2-501",
+               "from_ms": T0, "to_ms": T0 + HOUR}),
+    );
+    assert_conflict(&e, "phone number already has 2 open visits");
+    let listed = w.ok("list-visits", json!({"phone": "+8613812345678"}));
+    assert_eq!(listed["visits"].as_array().expect("visits").len(), 2);
+    w.ok(
+        "cancel-visit",
+        json!({"visit_id": a, "phone": "+8613812345678"}),
+    );
+
+    // Face hashes, whatever the case of their hex.
+    let upper = FACE.to_ascii_uppercase();
+    w.ok(
+        "blocklist-add",
+        json!({"face_ref": upper, "reason": "x", "by": "s-zhao"}),
+    );
+    let e = w.err(
+        "register-visit",
+        json!({"visitor_name": "Li Wei", "phone": "13700000000", "face_ref": FACE,
+               "unit": "3-2-501", "from_ms": T0, "to_ms": T0 + HOUR}),
+    );
+    assert_conflict(&e, "face reference is on the community's blocklist");
+    w.ok(
+        "blocklist-remove",
+        json!({"face_ref": FACE, "by": "s-zhao"}),
+    );
+    let b = w.register("13700000000", Some(&upper), T0, T0 + HOUR);
+    w.ok("confirm-visit", by_wang(&b));
+    let c = w.gate(json!({"face_ref": FACE}));
+    assert_eq!(
+        (c["decision"].as_str(), c["visit_id"].as_str()),
+        (Some("allow"), Some(b.as_str()))
+    );
+    let c = w.gate(json!({"face_ref": upper}));
+    assert_eq!(c["credential"], FACE, "kept in canonical form");
+    // The cap counts the face in either case.
+    w.register("13700000001", Some(FACE), T0, T0 + HOUR);
+    let e = w.err(
+        "register-visit",
+        json!({"visitor_name": "Li Wei", "phone": "13700000002", "face_ref": upper,
+               "unit": "3-2-501", "from_ms": T0, "to_ms": T0 + HOUR}),
+    );
+    assert_conflict(&e, "face reference already has 2 open visits");
+}
+
+/// Review 4: image data at the gate left no trace in the audit trail.
+#[test]
+fn image_data_at_the_gate_is_a_recorded_denial() {
+    let mut w = World::new();
+    let image = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAAB";
+    let c = w.gate(json!({"face_ref": image}));
+    assert_eq!(
+        (c["decision"].as_str(), c["reason"].as_str()),
+        (Some("deny"), Some("invalid-credential"))
+    );
+    assert_eq!(c["method"], "face");
+    assert_eq!(c["credential"], "(refused: not a face reference)");
+    let m = c["message"].as_str().expect("message");
+    assert!(m.contains("PNG") && m.contains("never an image"), "{m}");
+    assert!(!m.contains(image));
+    let trail = w.ok("list-checks", json!({"gate_id": "east-gate"}));
+    assert_eq!(trail["checks"].as_array().expect("checks").len(), 1);
+    assert_eq!(w.kinds(), ["gate-denied"]);
+    assert_eq!(w.store.events[0].1["reason"], "invalid-credential");
+    assert!(
+        !serde_json::to_string(&w.store.data)
+            .expect("json")
+            .contains(image)
+    );
+}
+
+/// Review 5: stale deadlines used up the sweep's scan and it said `more: false`.
+#[test]
+fn the_sweep_walks_past_stale_deadlines() {
+    let mut w = World::new();
+    for n in 0..12 {
+        w.store.data.insert(
+            crate::keys::due(T0 + n, &format!("v9999{n:04}")),
+            json!(true),
+        );
+    }
+    let id = w.register(PHONE, None, T0, T0 + HOUR);
+    w.now = T0 + HOUR;
+    let sweep = w.ok("expire-due", json!({"limit": 5}));
+    assert_eq!(
+        (sweep["expired"].as_u64(), sweep["more"].as_bool()),
+        (Some(1), Some(false))
+    );
+    assert_eq!(w.store.data[&crate::keys::visit(&id)]["status"], "expired");
+    assert!(!w.store.data.keys().any(|k| k.starts_with("due/")));
 }

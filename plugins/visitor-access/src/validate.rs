@@ -141,11 +141,83 @@ pub fn face_ref_problem(value: &str) -> Option<FaceRefProblem> {
     None
 }
 
-/// [`face_ref_problem`] as an `invalid_input` refusal naming `field`.
-pub fn face_ref(field: &str, value: &str) -> Result<(), Error> {
+/// [`face_ref_problem`] as an `invalid_input` refusal naming `field`; the face
+/// reference in [canonical form](canonical_face_ref) when it is one.
+pub fn face_ref(field: &str, value: &str) -> Result<String, Error> {
     match face_ref_problem(value) {
-        None => Ok(()),
+        None => Ok(canonical_face_ref(value)),
         Some(problem) => Err(Error::invalid_input(problem.message(field))),
+    }
+}
+
+/// The fewest hex digits that make a face reference a hash (128 bits).
+pub const FACE_HASH_MIN_HEX: usize = 32;
+
+/// The one form a face reference is stored, indexed and compared in: a hash — at least
+/// [`FACE_HASH_MIN_HEX`] hex digits, alone or after `algorithm:` prefixes of letters,
+/// digits and `-` (`SHA256:9F86…`) — in lower case (`sha256:9f86…`); any other
+/// template id exactly as given (ids such as base64url are case-sensitive).
+pub fn canonical_face_ref(value: &str) -> String {
+    let (prefixes, body) = match value.rsplit_once(':') {
+        Some((prefixes, body)) => (Some(prefixes), body),
+        None => (None, value),
+    };
+    let hash = body.len() >= FACE_HASH_MIN_HEX
+        && body.bytes().all(|b| b.is_ascii_hexdigit())
+        && prefixes.is_none_or(|p| {
+            p.split(':').all(|segment| {
+                !segment.is_empty()
+                    && segment
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            })
+        });
+    if hash {
+        value.to_ascii_lowercase()
+    } else {
+        value.to_owned()
+    }
+}
+
+/// The country code of mainland China.
+const MAINLAND: &str = "86";
+
+/// Whether `national` is a mainland mobile number: 11 digits, `1[3-9]…`.
+fn mainland_mobile(national: &str) -> bool {
+    let b = national.as_bytes();
+    b.len() == 11
+        && b.iter().all(u8::is_ascii_digit)
+        && b[0] == b'1'
+        && (b'3'..=b'9').contains(&b[1])
+}
+
+/// The one form a phone number is stored, indexed and compared in (the input schemas
+/// allow digits with an optional leading `+`):
+///
+/// - a mainland number is written nationally, without its country code: `+86`, `0086`
+///   and, before a mobile number, a bare `86` are dropped (`+8613900000000`,
+///   `008613900000000` and `8613900000000` are `13900000000`); a landline given with
+///   its country code gets the trunk `0` it is dialled with at home
+///   (`+861012345678` is `01012345678`);
+/// - another country's number is `+` and its digits (`0044…` is `+44…`);
+/// - a number without `+` or `00` is a national (mainland) number, kept as given.
+///
+/// Applying it twice changes nothing.
+pub fn canonical_phone(value: &str) -> String {
+    let international = value.strip_prefix('+').or_else(|| value.strip_prefix("00"));
+    match international {
+        Some(digits) => match digits.strip_prefix(MAINLAND) {
+            Some("") => format!("+{MAINLAND}"),
+            Some(national) if national.starts_with('0') || mainland_mobile(national) => {
+                national.to_owned()
+            }
+            Some(national) => format!("0{national}"),
+            None => format!("+{digits}"),
+        },
+        None => match value.strip_prefix(MAINLAND) {
+            Some(national) if mainland_mobile(national) => national.to_owned(),
+            _ => value.to_owned(),
+        },
     }
 }
 
@@ -402,6 +474,57 @@ mod tests {
             matches!(&err, Error::InvalidInput(m) if m.contains("at most 2 days (max_window_days)")),
             "{err}"
         );
+    }
+
+    #[test]
+    fn phones_have_one_canonical_form() {
+        for (given, canonical) in [
+            ("13900000000", "13900000000"),
+            ("+8613900000000", "13900000000"),
+            ("008613900000000", "13900000000"),
+            ("8613900000000", "13900000000"),
+            ("+861012345678", "01012345678"),
+            ("+8601012345678", "01012345678"),
+            ("00861012345678", "01012345678"),
+            ("01012345678", "01012345678"),
+            ("861012345678", "861012345678"),
+            ("86123456", "86123456"),
+            ("+442071234567", "+442071234567"),
+            ("00442071234567", "+442071234567"),
+            ("+85291234567", "+85291234567"),
+            ("95588", "95588"),
+            ("+86", "+86"),
+        ] {
+            assert_eq!(canonical_phone(given), canonical, "{given}");
+            assert_eq!(
+                canonical_phone(canonical),
+                canonical,
+                "idempotent: {canonical}"
+            );
+        }
+    }
+
+    #[test]
+    fn face_hashes_have_one_canonical_form() {
+        let lower = format!("sha256:{SHA256}");
+        for given in [
+            lower.clone(),
+            lower.to_ascii_uppercase(),
+            format!("Sha256:{}", SHA256.to_ascii_uppercase()),
+        ] {
+            assert_eq!(canonical_face_ref(&given), lower, "{given}");
+            assert_eq!(face_ref("face_ref", &given).as_deref(), Ok(lower.as_str()));
+        }
+        assert_eq!(canonical_face_ref(&SHA256.to_ascii_uppercase()), SHA256);
+        for kept in [
+            "n4bQgYhMfWWaL-qgxVrQFaO_TxsrC4Is0V1sFbDwCgg",
+            "3F2B8C1E-7D4A-4E6B-9A0C-5D8E2F1B7C3A",
+            "Megvii:TPL:8C2F41D07A",
+            "tpl-visitor-0002",
+            "ABCDEF0123456789ABCDEF012345678",
+        ] {
+            assert_eq!(canonical_face_ref(kept), kept, "{kept}");
+        }
     }
 
     #[test]

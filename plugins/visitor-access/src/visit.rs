@@ -71,9 +71,9 @@ pub struct Visit {
     pub status: VisitStatus,
     /// The visitor's name.
     pub visitor_name: String,
-    /// The visitor's phone.
+    /// The visitor's phone, in canonical form.
     pub phone: String,
-    /// The visitor's face template id or hash, if registered.
+    /// The visitor's face template id or hash (canonical form), if registered.
     pub face_ref: Option<String>,
     /// The unit visited.
     pub unit: String,

@@ -139,13 +139,17 @@ pub fn register<S: Store>(s: &mut Session<'_, S>, input: RegisterInput) -> Resul
     let now = s.now_ms;
     let visitor_name = validate::name("visitor_name", &input.visitor_name)?;
     let purpose = validate::note("purpose", input.purpose.as_deref())?;
-    if let Some(face) = &input.face_ref {
-        validate::face_ref("face_ref", face)?;
-    } else if s.config.require_face_ref {
-        return Err(Error::invalid_input(
-            "this community requires a face reference (face_ref) with every registration: register the visitor's face in the mini-program first",
-        ));
-    }
+    // Phones and faces in canonical form from here on: stored, indexed and compared so.
+    let phone = validate::canonical_phone(&input.phone);
+    let face_ref = match &input.face_ref {
+        Some(face) => Some(validate::face_ref("face_ref", face)?),
+        None if s.config.require_face_ref => {
+            return Err(Error::invalid_input(
+                "this community requires a face reference (face_ref) with every registration: register the visitor's face in the mini-program first",
+            ));
+        }
+        None => None,
+    };
     validate::window(&s.config, now, input.from_ms, input.to_ms)?;
     if !residents::has_residents(s, &input.unit)? {
         return Err(Error::not_found(format!(
@@ -153,15 +157,15 @@ pub fn register<S: Store>(s: &mut Session<'_, S>, input: RegisterInput) -> Resul
             input.unit
         )));
     }
-    if let Some(entry) = blocklist::blocking(s, Some(&input.phone), input.face_ref.as_deref())? {
+    if let Some(entry) = blocklist::blocking(s, Some(&phone), face_ref.as_deref())? {
         return Err(Error::conflict(format!(
             "registration refused: {}",
             entry.describe()
         )));
     }
     let max = s.config.max_open_visits_per_visitor as usize;
-    let mut prefixes = vec![("phone number", keys::phone_open(&input.phone))];
-    if let Some(face) = &input.face_ref {
+    let mut prefixes = vec![("phone number", keys::phone_open(&phone))];
+    if let Some(face) = &face_ref {
         prefixes.push(("face reference", keys::face_open(face)));
     }
     for (what, prefix) in prefixes {
@@ -182,8 +186,8 @@ pub fn register<S: Store>(s: &mut Session<'_, S>, input: RegisterInput) -> Resul
         visit_id: visit_id.clone(),
         status: VisitStatus::Pending,
         visitor_name,
-        phone: input.phone,
-        face_ref: input.face_ref,
+        phone,
+        face_ref,
         unit: input.unit,
         purpose,
         from_ms: input.from_ms,
@@ -335,7 +339,7 @@ pub fn cancel<S: Store>(s: &mut Session<'_, S>, input: CancelInput) -> Result<Vi
     let id = before.visit_id.clone();
     let by = match (input.phone, input.resident_id, input.staff_id) {
         (Some(phone), None, None) => {
-            if phone != before.phone {
+            if validate::canonical_phone(&phone) != validate::canonical_phone(&before.phone) {
                 return Err(Error::conflict(format!(
                     "cannot cancel visit {id}: the phone number given is not the visitor's; the visitor cancels with the phone number they registered with"
                 )));
@@ -395,13 +399,13 @@ pub struct ListOutput {
 
 /// `list-visits`: a page of visits, oldest first, by unit and/or phone and status.
 pub fn list<S: Store>(s: &mut Session<'_, S>, input: ListInput) -> Result<ListOutput, Error> {
-    let (prefix, by_index) = match (&input.unit, &input.phone) {
+    let phone = input.phone.as_deref().map(validate::canonical_phone);
+    let (prefix, by_index) = match (&input.unit, &phone) {
         (Some(unit), _) => (keys::unit_visits(unit), true),
         (None, Some(phone)) => (keys::phone_visits(phone), true),
         (None, None) => (keys::VISITS.to_owned(), false),
     };
     let limit = page_size(input.limit);
-    let phone = input.phone.clone();
     let status = input.status;
     let page = page(s, &prefix, input.after.as_deref(), limit, |s, id, value| {
         let visit = if by_index {

@@ -150,3 +150,41 @@ fn every_changing_operation_replays() {
         assert_eq!(w.store, before, "{op} replay changed state");
     }
 }
+
+/// Reviewer's finding: replay records were never purged. The sweep forgets those older
+/// than `replay_retention_days` (default 7).
+#[test]
+fn the_overdue_sweep_purges_replay_records_older_than_the_retention() {
+    let mut w = World::new();
+    w.op_keyed("register-card", Some("old"), json!({"card": "RC-A"}))
+        .expect("old");
+    w.advance_days(6);
+    w.op_keyed("register-card", Some("recent"), json!({"card": "RC-B"}))
+        .expect("recent");
+    w.now = T0 + 7 * DAY_MS;
+    assert_eq!(w.ok("sweep-overdue", json!({}))["replays_purged"], json!(0));
+    // Exactly at the retention age a record is kept.
+    assert!(w.store.data.contains_key("idem/register-card/old"));
+    w.now += 1;
+    assert_eq!(w.ok("sweep-overdue", json!({}))["replays_purged"], json!(1));
+    assert!(!w.store.data.contains_key("idem/register-card/old"));
+    assert!(w.store.data.contains_key("idem/register-card/recent"));
+    // The key is forgotten: reusing it runs the request again.
+    let err = w
+        .op_keyed("register-card", Some("old"), json!({"card": "RC-A"}))
+        .expect_err("runs again");
+    assert_conflict(&err, &["already registered"]);
+}
+
+#[test]
+fn the_replay_retention_is_configurable() {
+    let mut w = World::with_config(Config {
+        replay_retention_days: 1,
+        ..Config::default()
+    });
+    w.op_keyed("register-card", Some("k"), json!({"card": "RC-A"}))
+        .expect("register");
+    w.now = T0 + DAY_MS + 1;
+    assert_eq!(w.ok("sweep-overdue", json!({}))["replays_purged"], json!(1));
+    assert!(!w.store.data.contains_key("idem/register-card/k"));
+}

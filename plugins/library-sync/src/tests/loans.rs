@@ -318,14 +318,14 @@ fn the_sweep_notifies_once_then_reminds() {
     w.store.events.clear();
     assert_eq!(
         w.ok("sweep-overdue", json!({})),
-        json!({"notified": 0, "scanned": 3, "next": null})
+        json!({"notified": 0, "scanned": 3, "next": null, "replays_purged": 0})
     );
     assert!(w.store.events.is_empty());
 
     w.now = T0 + 31 * DAY_MS;
     assert_eq!(
         w.ok("sweep-overdue", json!({})),
-        json!({"notified": 1, "scanned": 3, "next": null})
+        json!({"notified": 1, "scanned": 3, "next": null, "replays_purged": 0})
     );
     assert_eq!(
         w.store.events[0],
@@ -350,7 +350,7 @@ fn the_sweep_notifies_once_then_reminds() {
     w.now = T0 + 60 * DAY_MS;
     assert_eq!(
         w.ok("sweep-overdue", json!({})),
-        json!({"notified": 2, "scanned": 2, "next": null})
+        json!({"notified": 2, "scanned": 2, "next": null, "replays_purged": 0})
     );
 }
 
@@ -391,10 +391,13 @@ fn the_sweep_stops_at_its_limit_and_continues_after() {
     let first = w.ok("sweep-overdue", json!({"limit": 2}));
     assert_eq!(
         first,
-        json!({"notified": 2, "scanned": 2, "next": "L00000002"})
+        json!({"notified": 2, "scanned": 2, "next": "L00000002", "replays_purged": 0})
     );
     let rest = w.ok("sweep-overdue", json!({"limit": 2, "after": "L00000002"}));
-    assert_eq!(rest, json!({"notified": 1, "scanned": 1, "next": null}));
+    assert_eq!(
+        rest,
+        json!({"notified": 1, "scanned": 1, "next": null, "replays_purged": 0})
+    );
     assert_eq!(w.store.events.len(), 3);
 }
 
@@ -420,10 +423,13 @@ fn listings_read_at_most_a_thousand_loans_per_call() {
     let first = w.ok("sweep-overdue", json!({}));
     assert_eq!(
         first,
-        json!({"notified": 0, "scanned": 1000, "next": "L00001000"})
+        json!({"notified": 0, "scanned": 1000, "next": "L00001000", "replays_purged": 0})
     );
     let rest = w.ok("sweep-overdue", json!({"after": "L00001000"}));
-    assert_eq!(rest, json!({"notified": 0, "scanned": 1, "next": null}));
+    assert_eq!(
+        rest,
+        json!({"notified": 0, "scanned": 1, "next": null, "replays_purged": 0})
+    );
     let listed = w.ok("list-overdue", json!({}));
     assert_eq!(listed, json!({"loans": [], "next": "L00001000"}));
 }

@@ -909,6 +909,47 @@ fn an_accept_at_the_deadline_sees_the_new_round_first() {
     w.check_invariants();
 }
 
+/// Reviewer's finding: an accept by a driver already offered the ride, arriving after the
+/// round's deadline but before `tick`, first started the next round (offering the ride to
+/// new drivers) and then succeeded in the same call.
+#[test]
+fn an_offered_drivers_late_accept_wins_before_the_next_round_starts() {
+    let mut w = world();
+    let ride = w.press("tower-a");
+    assert_eq!(offered(&ride), [("a".into(), 1), ("b".into(), 1)]);
+    w.now = T0 + 45 * S + 3 * S;
+    let n = w.store.events.len();
+    let ride = w.ok("accept-ride", ride_and_driver("ride-00000001", "a"));
+    assert_eq!(ride["state"], "accepted");
+    assert_eq!(ride["round"], 1);
+    assert_eq!(offered(&ride), [("a".into(), 1), ("b".into(), 1)]);
+    assert_eq!(w.events_since(n), [events::RIDE_ACCEPTED]);
+    assert_eq!(
+        w.ok("get-driver", json!({"driver_id": "far"}))["offers"],
+        json!([])
+    );
+    assert!(keys(&w.store, "due/").is_empty());
+    w.check_invariants();
+}
+
+/// The same after the last round: an offered driver's accept that arrives before the
+/// escalation was noticed takes the ride instead of escalating it.
+#[test]
+fn an_offered_drivers_accept_after_the_last_deadline_wins_over_the_escalation() {
+    let mut w = tower_a(Config {
+        max_rounds: 1,
+        ..Config::default()
+    });
+    w.driver("a", 500.0);
+    w.press("tower-a");
+    w.now = T0 + 50 * S;
+    let n = w.store.events.len();
+    let ride = w.ok("accept-ride", ride_and_driver("ride-00000001", "a"));
+    assert_eq!(ride["state"], "accepted");
+    assert_eq!(w.events_since(n), [events::RIDE_ACCEPTED]);
+    w.check_invariants();
+}
+
 #[test]
 fn rounds_widen_then_escalate_with_controlled_time() {
     // 1000 m, x3, 2 drivers per round, 30 s, 3 rounds.
@@ -1018,7 +1059,7 @@ fn tick_advances_due_rides_soonest_first_in_slices() {
     let out = w.ok("tick", json!({}));
     assert_eq!(
         out,
-        json!({"due_handled": 0, "reoffered": 0, "escalated": 0, "more": false, "next_due_ms": T0 + 45 * S, "replays_purged": 0})
+        json!({"due_handled": 0, "reoffered": 0, "escalated": 0, "more": false, "next_due_ms": T0 + 45 * S, "replays_purged": 0, "drivers_removed": 0})
     );
 
     // At 47 s three are due; a tick of two handles the two soonest and says there is more.
@@ -1090,6 +1131,63 @@ fn tick_purges_old_replay_records() {
     let out = w.ok("tick", json!({}));
     assert_eq!(out["replays_purged"], 1);
     assert!(keys(&w.store, "idem/").is_empty());
+}
+
+/// Reviewer's finding: drivers were never removed, and every offer round loads them all.
+/// `tick` removes those not heard from for `driver_retention_h` (default 7 days), unless
+/// a ride holds them.
+#[test]
+fn tick_removes_drivers_not_heard_from_for_a_week() {
+    let mut w = accepted_by_a();
+    let week = 7 * 24 * 3_600 * S;
+    w.now = T0 + week;
+    w.driver("fresh", 300.0);
+    assert_eq!(w.ok("tick", json!({}))["drivers_removed"], 0);
+    // Exactly at the age a driver is kept.
+    assert_eq!(keys(&w.store, "driver/").len(), 4);
+    w.now += 1;
+    assert_eq!(w.ok("tick", json!({}))["drivers_removed"], 2);
+    assert_eq!(keys(&w.store, "driver/"), ["driver/a", "driver/fresh"]);
+    let m = w.not_found("get-driver", json!({"driver_id": "b"}));
+    assert!(m.contains("report-driver"), "{m}");
+    // a is busy with ride 1 and kept; reporting again brings b back.
+    assert_eq!(
+        w.ok("get-driver", json!({"driver_id": "a"}))["status"],
+        "busy"
+    );
+    w.driver("b", 900.0);
+    assert_eq!(keys(&w.store, "driver/").len(), 3);
+    w.check_invariants();
+}
+
+#[test]
+fn idle_drivers_are_removed_a_slice_at_a_time_and_never_while_offered() {
+    let mut w = tower_a(Config {
+        driver_retention_h: 1,
+        ..Config::default()
+    });
+    for i in 0..(DRIVER_SWEEP_BUDGET + 5) {
+        w.driver(&format!("d{i:04}"), 100.0);
+    }
+    w.now += 3_600 * S + 1;
+    let out = w.ok("tick", json!({}));
+    assert_eq!(out["drivers_removed"], DRIVER_SWEEP_BUDGET);
+    assert!(w.store.data.contains_key(keys::DRIVER_SWEEP_CURSOR));
+    assert_eq!(w.ok("tick", json!({}))["drivers_removed"], 5);
+    assert!(!w.store.data.contains_key(keys::DRIVER_SWEEP_CURSOR));
+    assert!(keys(&w.store, "driver/").is_empty());
+
+    // A driver with an open offer is kept, however long it has been silent.
+    w.driver("a", 100.0);
+    w.press("tower-a");
+    w.now += 3_600 * S + 1;
+    let config = w.config.clone();
+    let mut db = Db::new(&mut w.store, &config, w.now);
+    assert_eq!(
+        db.remove_idle_drivers(config.driver_retention_ms(), 10),
+        Ok(0)
+    );
+    assert_eq!(keys(&w.store, "driver/"), ["driver/a"]);
 }
 
 // ---- listings ----------------------------------------------------------------------------
