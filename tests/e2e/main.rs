@@ -316,3 +316,50 @@ async fn sigterm_shuts_down_cleanly() -> Result<()> {
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_load_generator_drives_a_host_without_errors() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let host = Host::start(dir.path(), &[])?;
+    let pid = host.child.id().to_string();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_courtyard"))
+            .args([
+                "bench",
+                "--seconds",
+                "2",
+                "--concurrency",
+                "2",
+                "--communities",
+                "3",
+                "--host-pid",
+                &pid,
+                "--url",
+            ])
+            .arg(&host.base)
+            .output()
+    })
+    .await??;
+    let report = String::from_utf8(output.stdout)?;
+    assert!(
+        output.status.success(),
+        "bench failed: {report}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for line in [
+        "refused (4xx): 0",
+        "errors (5xx, transport): 0",
+        "latency ms: p50",
+        "host RSS: ",
+    ] {
+        assert!(report.contains(line), "no {line:?} in:\n{report}");
+    }
+    let requests: u64 = report
+        .lines()
+        .find_map(|l| l.strip_prefix("requests: "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .context("no request count")?;
+    assert!(requests > 0, "{report}");
+    Ok(())
+}

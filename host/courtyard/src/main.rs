@@ -3,6 +3,7 @@
 //! `courtyard serve` opens (or creates) a data directory, loads the standard plugins
 //! (and any plugin packages in `--plugins`), and serves the HTTP API.
 
+mod bench;
 mod scaffold;
 
 use anyhow::{Context as _, Result, bail};
@@ -35,6 +36,15 @@ enum Command {
     /// Work on plugins.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Drive a running host with the district's everyday traffic and report throughput,
+    /// latency percentiles, errors and the host's memory.
+    Bench {
+        #[command(flatten)]
+        args: bench::BenchArgs,
+        /// The district file whose communities to use; the repository's when not given.
+        #[arg(long)]
+        district: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -131,6 +141,22 @@ fn main() -> Result<()> {
                 dir.display()
             );
             Ok(())
+        }
+        Command::Bench { args, district } => {
+            let district = match district {
+                Some(path) => District::parse(&std::fs::read_to_string(&path)?)?,
+                None => District::reference()?,
+            };
+            let ids = district
+                .communities
+                .iter()
+                .map(|c| c.id.to_string())
+                .collect();
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?
+                .block_on(bench::run(args, ids))
         }
         Command::Serve(args) => {
             init_tracing(args.log_format);

@@ -1,0 +1,386 @@
+//! `courtyard bench`: a load generator that drives a running host over HTTP with a mix of
+//! the district's everyday traffic, and reports throughput, latency percentiles, errors
+//! and (given its pid) the host's memory.
+//!
+//! The mix, spread over the communities round-robin:
+//! - camera alerts: `alert-rules/ingest` of an object thrown from height (raises, then updates, an alarm);
+//! - canteen orders: `canteen/register-resident` then `canteen/place-order` (pick-up, one portion);
+//! - taxi calls: `taxi-dispatch/request-ride` from the community's screen, then `cancel-ride`;
+//! - visitor checks: `visitor-access/gate-check` of an unknown face (a recorded deny).
+//!
+//! A set-up phase first publishes a menu, a screen and drivers in every community.
+
+use anyhow::{Context as _, Result, bail};
+use hdrhistogram::Histogram;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{Value, json};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+/// What `courtyard bench` was asked to do.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// The host to drive.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// How long to run, in seconds.
+    #[arg(long, default_value_t = 30)]
+    pub seconds: u64,
+    /// Scenario operations per second in all (each is one or two HTTP calls); 0 runs flat out.
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+    /// How many of the district's communities to spread the load over.
+    #[arg(long, default_value_t = 68)]
+    pub communities: usize,
+    /// The host's process id, to report its memory (RSS) from /proc.
+    #[arg(long)]
+    pub host_pid: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Scenario {
+    CameraAlert,
+    CanteenOrder,
+    TaxiCall,
+    VisitorCheck,
+}
+
+/// The mix, in tenths: 4 camera alerts, 2 canteen orders, 2 taxi calls, 2 visitor checks.
+const MIX: [Scenario; 10] = [
+    Scenario::CameraAlert,
+    Scenario::VisitorCheck,
+    Scenario::CanteenOrder,
+    Scenario::CameraAlert,
+    Scenario::TaxiCall,
+    Scenario::CameraAlert,
+    Scenario::VisitorCheck,
+    Scenario::CanteenOrder,
+    Scenario::CameraAlert,
+    Scenario::TaxiCall,
+];
+
+struct Shared {
+    client: reqwest::Client,
+    base: String,
+    communities: Vec<String>,
+    latencies: Mutex<Histogram<u64>>,
+    requests: AtomicU64,
+    refused: AtomicU64,
+    errors: AtomicU64,
+    next: AtomicU64,
+    run: String,
+}
+
+impl Shared {
+    /// One HTTP call; records its latency and outcome. `Ok(None)` for a refusal (4xx).
+    async fn call(
+        &self,
+        community: &str,
+        plugin: &str,
+        op: &str,
+        body: Value,
+        key: Option<String>,
+    ) -> Result<Option<Value>> {
+        let url = format!(
+            "{}/v1/communities/{community}/plugins/{plugin}/invoke/{op}",
+            self.base
+        );
+        let mut request = self.client.post(url).json(&body);
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        let started = Instant::now();
+        let response = request.send().await;
+        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.latencies
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .saturating_record(micros);
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        match response {
+            Ok(r) if r.status().is_success() => Ok(Some(r.json().await?)),
+            Ok(r) if r.status().is_client_error() => {
+                self.refused.fetch_add(1, Ordering::Relaxed);
+                Ok(None)
+            }
+            Ok(r) => {
+                self.errors.fetch_add(1, Ordering::Relaxed);
+                Err(anyhow::anyhow!("{plugin}/{op}: {}", r.status()))
+            }
+            Err(e) => {
+                self.errors.fetch_add(1, Ordering::Relaxed);
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Runs the next operation of the mix.
+    async fn one(&self) {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let community = &self.communities[usize::try_from(n).unwrap_or(0) % self.communities.len()];
+        let id = format!("{}-{n}", self.run);
+        let scenario =
+            MIX[usize::try_from(n / self.communities.len() as u64).unwrap_or(0) % MIX.len()];
+        // Errors are counted by `call`; the run goes on.
+        let _ = self.scenario(scenario, community, &id, n).await;
+    }
+
+    async fn scenario(&self, scenario: Scenario, community: &str, id: &str, n: u64) -> Result<()> {
+        match scenario {
+            Scenario::CameraAlert => {
+                let body = json!({
+                    "kind": "camera.object-thrown",
+                    "id": format!("cam-{id}"),
+                    "payload": {
+                        "camera": format!("cam-b{}", n % 12),
+                        "building": format!("{}", n % 12),
+                        "floor": n % 30 + 1,
+                        "window": format!("{:02}", n % 4),
+                        "household": format!("{}-{}{:02}", n % 12, n % 30 + 1, n % 4),
+                        "object": "bottle",
+                    },
+                });
+                self.call(community, "alert-rules", "ingest", body, None)
+                    .await?;
+            }
+            Scenario::CanteenOrder => {
+                let resident = format!("r-{id}");
+                let register = json!({
+                    "resident_id": resident, "name": "Bench Resident", "birth_date": "1950-01-01",
+                    "address": "Building 1, Room 101",
+                });
+                self.call(
+                    community,
+                    "canteen",
+                    "register-resident",
+                    register,
+                    Some(format!("reg-{id}")),
+                )
+                .await?;
+                let order = json!({
+                    "resident_id": resident, "date": "2099-12-01", "slot": "lunch", "fulfilment": "pickup",
+                    "items": [{ "dish_id": "rice", "portions": 1 }],
+                });
+                self.call(
+                    community,
+                    "canteen",
+                    "place-order",
+                    order,
+                    Some(format!("order-{id}")),
+                )
+                .await?;
+            }
+            Scenario::TaxiCall => {
+                let ride = self
+                    .call(
+                        community,
+                        "taxi-dispatch",
+                        "request-ride",
+                        json!({ "screen_id": "bench-screen" }),
+                        Some(format!("press-{id}")),
+                    )
+                    .await?;
+                if let Some(ride_id) = ride.as_ref().and_then(|r| r["ride_id"].as_str()) {
+                    let cancel = json!({ "ride_id": ride_id, "by": "rider", "reason": "bench" });
+                    self.call(
+                        community,
+                        "taxi-dispatch",
+                        "cancel-ride",
+                        cancel,
+                        Some(format!("cancel-{id}")),
+                    )
+                    .await?;
+                }
+            }
+            Scenario::VisitorCheck => {
+                let body =
+                    json!({ "gate_id": "east-gate", "face_ref": format!("bench.face.{id}") });
+                self.call(community, "visitor-access", "gate-check", body, None)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Publishes what the mix needs in every community: a menu, a taxi screen and drivers.
+async fn set_up(shared: &Shared) -> Result<()> {
+    for community in &shared.communities {
+        let menu = json!({
+            "date": "2099-12-01", "slot": "lunch",
+            "dishes": [{ "dish_id": "rice", "name": "Rice", "price_fen": 200, "cap": 100000 }],
+        });
+        let screen = json!({
+            "screen_id": "bench-screen",
+            "pickup": { "lat": 36.0671, "lon": 120.3826, "description": "Bench tower door" },
+        });
+        let steps: Vec<(&str, &str, Value)> = vec![
+            ("canteen", "set-menu", menu),
+            ("taxi-dispatch", "register-screen", screen),
+            (
+                "taxi-dispatch",
+                "report-driver",
+                json!({ "driver_id": "bench-cab-1", "lat": 36.068, "lon": 120.383, "available": true }),
+            ),
+            (
+                "taxi-dispatch",
+                "report-driver",
+                json!({ "driver_id": "bench-cab-2", "lat": 36.069, "lon": 120.384, "available": true }),
+            ),
+        ];
+        for (plugin, op, body) in steps {
+            if shared
+                .call(community, plugin, op, body, None)
+                .await?
+                .is_none()
+            {
+                bail!("set-up of {plugin}/{op} in {community} was refused");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn rss(pid: u32) -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<u64>().ok())
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+/// Runs the load generator and prints its report.
+pub async fn run(args: BenchArgs, communities: Vec<String>) -> Result<()> {
+    if communities.is_empty() || args.concurrency == 0 {
+        bail!("--communities and --concurrency must be above 0");
+    }
+    let shared = Arc::new(Shared {
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()?,
+        base: args.url.trim_end_matches('/').to_owned(),
+        communities: communities.into_iter().take(args.communities).collect(),
+        latencies: Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3).context("histogram")?),
+        requests: AtomicU64::new(0),
+        refused: AtomicU64::new(0),
+        errors: AtomicU64::new(0),
+        next: AtomicU64::new(0),
+        run: format!(
+            "b{:x}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_millis()
+        ),
+    });
+    let health = shared
+        .client
+        .get(format!("{}/healthz", shared.base))
+        .send()
+        .await;
+    if !health.is_ok_and(|r| r.status().is_success()) {
+        bail!("no host answers at {}/healthz", shared.base);
+    }
+    eprintln!("setting up {} communities…", shared.communities.len());
+    set_up(&shared).await?;
+    shared
+        .latencies
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .reset();
+    for counter in [&shared.requests, &shared.refused, &shared.errors] {
+        counter.store(0, Ordering::Relaxed);
+    }
+
+    let duration = Duration::from_secs(args.seconds);
+    let bar = ProgressBar::new(args.seconds);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} s  {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let started = Instant::now();
+    let deadline = started + duration;
+    let mut workers = Vec::new();
+    // At a fixed rate, each worker takes its share of the rate; flat out, workers loop.
+    let per_worker = (args.rate > 0)
+        .then(|| Duration::from_secs_f64(args.concurrency as f64 / args.rate as f64));
+    for _ in 0..args.concurrency {
+        let shared = shared.clone();
+        workers.push(tokio::spawn(async move {
+            let mut tick = per_worker.map(tokio::time::interval);
+            while Instant::now() < deadline {
+                if let Some(tick) = tick.as_mut() {
+                    tick.tick().await;
+                }
+                shared.one().await;
+            }
+        }));
+    }
+    while Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let elapsed = started.elapsed().as_secs_f64();
+        let done = shared.requests.load(Ordering::Relaxed);
+        bar.set_position(started.elapsed().as_secs().min(args.seconds));
+        bar.set_message(format!(
+            "{done} requests, {:.0}/s, {} refused, {} errors",
+            done as f64 / elapsed,
+            shared.refused.load(Ordering::Relaxed),
+            shared.errors.load(Ordering::Relaxed)
+        ));
+    }
+    for worker in workers {
+        worker.await?;
+    }
+    bar.finish_and_clear();
+
+    let elapsed = started.elapsed().as_secs_f64();
+    let h = shared
+        .latencies
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    let requests = shared.requests.load(Ordering::Relaxed);
+    let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+    println!(
+        "courtyard bench: {} communities, concurrency {}, {}",
+        shared.communities.len(),
+        args.concurrency,
+        if args.rate > 0 {
+            format!("{} operations/s", args.rate)
+        } else {
+            "flat out".to_owned()
+        }
+    );
+    println!(
+        "requests: {requests} in {elapsed:.1} s = {:.0}/s",
+        requests as f64 / elapsed
+    );
+    println!(
+        "latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}",
+        ms(0.5),
+        ms(0.9),
+        ms(0.99),
+        h.max() as f64 / 1000.0
+    );
+    println!("refused (4xx): {}", shared.refused.load(Ordering::Relaxed));
+    println!(
+        "errors (5xx, transport): {}",
+        shared.errors.load(Ordering::Relaxed)
+    );
+    match args.host_pid.and_then(rss) {
+        Some((now, peak)) => println!(
+            "host RSS: {:.1} MiB (peak {:.1} MiB)",
+            now as f64 / 1024.0,
+            peak as f64 / 1024.0
+        ),
+        None => println!("host RSS: unknown (pass --host-pid)"),
+    }
+    Ok(())
+}
