@@ -229,25 +229,23 @@ impl PreparedManifest {
 
     /// Whether the plugin serves `operation`.
     pub fn has_operation(&self, operation: &str) -> bool {
-        self.inputs.keys().any(|op| op.as_str() == operation)
+        self.inputs.contains_key(operation)
     }
 
     /// Checks `input` against the input schema of `operation`. `None` when the plugin
     /// has no such operation.
     pub fn check_input(&self, operation: &str, input: &Value) -> Option<Result<(), InputError>> {
         self.inputs
-            .iter()
-            .find(|(op, _)| op.as_str() == operation)
-            .map(|(_, validator)| check(validator, input))
+            .get(operation)
+            .map(|validator| check(validator, input))
     }
 
     /// Checks an operation's `output` against its output schema. `None` when the plugin
     /// has no such operation.
     pub fn check_output(&self, operation: &str, output: &Value) -> Option<Result<(), InputError>> {
         self.outputs
-            .iter()
-            .find(|(op, _)| op.as_str() == operation)
-            .map(|(_, validator)| check(validator, output))
+            .get(operation)
+            .map(|validator| check(validator, output))
     }
 
     /// The configuration a community starts with: the defaults of the config schema.
@@ -272,7 +270,7 @@ impl PreparedManifest {
 
     /// Whether events of `kind` are declared.
     pub fn declares_event(&self, kind: &str) -> bool {
-        self.manifest.events.keys().any(|k| k.as_str() == kind)
+        self.manifest.events.contains_key(kind)
     }
 }
 

@@ -171,14 +171,6 @@ impl ApiError {
                     "internal error; the host log has the details".into(),
                     vec![],
                 ),
-                // InvokeError is non_exhaustive-safe: anything new is an internal error until mapped.
-                #[allow(unreachable_patterns)]
-                _ => (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "internal error; the host log has the details".into(),
-                    vec![],
-                ),
             },
         }
     }

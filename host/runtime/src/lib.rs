@@ -334,6 +334,8 @@ pub enum InvokeError {
 struct LoadedPlugin {
     manifest: Arc<PreparedManifest>,
     pre: PluginPre<HostState>,
+    /// The manifest's default config as JSON text, serialised once.
+    default_config_json: Arc<str>,
 }
 
 struct Inner {
@@ -468,6 +470,7 @@ impl Runtime {
                 Arc::new(LoadedPlugin {
                     manifest: manifest.clone(),
                     pre,
+                    default_config_json: manifest.default_config().to_string().into(),
                 }),
             );
         Ok(LoadReport {
@@ -585,10 +588,10 @@ impl Inner {
         let lock = self.namespace_lock(&namespace);
         let _serialised = lock.lock().unwrap_or_else(PoisonError::into_inner);
 
-        let config = inv
-            .config
-            .clone()
-            .unwrap_or_else(|| plugin.manifest.default_config().clone());
+        let config_json: Arc<str> = match &inv.config {
+            Some(config) => config.to_string().into(),
+            None => plugin.default_config_json.clone(),
+        };
         let stdout = MemoryOutputPipe::new(MAX_CAPTURED_OUTPUT);
         let stderr = MemoryOutputPipe::new(MAX_CAPTURED_OUTPUT);
         // WASI locked down: no preopens, no environment, no arguments, no network;
@@ -613,7 +616,7 @@ impl Inner {
                 namespace: namespace.clone(),
                 store: self.store.clone(),
                 manifest: plugin.manifest.clone(),
-                config_json: config.to_string(),
+                config_json,
                 operation: inv.operation.clone(),
                 request_id: inv.request_id.clone(),
                 writes: BTreeMap::new(),

@@ -6,7 +6,7 @@ use wasmtime::component::{HasSelf, Linker};
 
 impl config::Host for HostState {
     fn get(&mut self) -> wasmtime::Result<String> {
-        Ok(self.call.config_json.clone())
+        Ok(self.call.config_json.to_string())
     }
 }
 

@@ -38,7 +38,7 @@ pub(crate) struct CallState {
     pub(crate) namespace: Namespace,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) manifest: Arc<PreparedManifest>,
-    pub(crate) config_json: String,
+    pub(crate) config_json: Arc<str>,
     pub(crate) operation: String,
     pub(crate) request_id: String,
     /// Writes of this call: `Some` sets, `None` deletes.
