@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 mod docs;
 mod scaffold;
+mod workflows;
 
 /// A running `courtyard serve`.
 struct Host {
@@ -322,6 +323,8 @@ async fn the_load_generator_drives_a_host_without_errors() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let host = Host::start(dir.path(), &[])?;
     let pid = host.child.id().to_string();
+    let base = host.base.clone();
+    let first = base.clone();
     let output = tokio::task::spawn_blocking(move || {
         Command::new(env!("CARGO_BIN_EXE_courtyard"))
             .args([
@@ -336,7 +339,7 @@ async fn the_load_generator_drives_a_host_without_errors() -> Result<()> {
                 &pid,
                 "--url",
             ])
-            .arg(&host.base)
+            .arg(&first)
             .output()
     })
     .await??;
@@ -361,5 +364,39 @@ async fn the_load_generator_drives_a_host_without_errors() -> Result<()> {
         .and_then(|n| n.parse().ok())
         .context("no request count")?;
     assert!(requests > 0, "{report}");
+
+    // Events through the 3-step workflow: every accepted event's run finishes.
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_courtyard"))
+            .args([
+                "bench",
+                "--mix",
+                "workflow",
+                "--seconds",
+                "2",
+                "--concurrency",
+                "2",
+                "--communities",
+                "3",
+                "--url",
+            ])
+            .arg(&base)
+            .output()
+    })
+    .await??;
+    drop(host);
+    let report = String::from_utf8(output.stdout)?;
+    assert!(
+        output.status.success(),
+        "bench --mix workflow failed: {report}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for line in [
+        "refused (4xx): 0",
+        "errors (5xx, transport): 0",
+        "workflow runs: ",
+    ] {
+        assert!(report.contains(line), "no {line:?} in:\n{report}");
+    }
     Ok(())
 }

@@ -7,6 +7,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use courtyard_runtime::{InvokeError, PluginErrorKind};
+use courtyard_workflow::WorkflowError;
 use serde::Serialize;
 
 /// An error answered over HTTP.
@@ -35,6 +36,21 @@ pub enum ApiError {
     /// Anything the runtime said.
     #[error(transparent)]
     Invoke(#[from] InvokeError),
+    /// Anything the workflow engine said.
+    #[error(transparent)]
+    Workflow(#[from] WorkflowError),
+    /// A workflow document that could not be read (each detail is `path: problem`).
+    #[error("invalid workflow: {}", .0.join("; "))]
+    InvalidWorkflow(Vec<String>),
+    /// A workflow document sent with a content type other than JSON or YAML.
+    #[error("unsupported workflow content type")]
+    WorkflowMediaType,
+    /// A path parameter is not well formed.
+    #[error("bad path: {0}")]
+    BadPath(String),
+    /// The query string is not acceptable.
+    #[error("bad query: {0}")]
+    BadQuery(String),
 }
 
 #[derive(Serialize)]
@@ -80,6 +96,31 @@ impl ApiError {
                 vec![],
             ),
             Self::Json(rejection) => json_rejection(rejection),
+            Self::InvalidWorkflow(problems) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_workflow",
+                "the workflow document was refused; `details` says where and why".into(),
+                problems.clone(),
+            ),
+            Self::WorkflowMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the workflow as YAML (`Content-Type: application/yaml`) or JSON (`application/json`)".into(),
+                vec![],
+            ),
+            Self::BadPath(reason) => (
+                StatusCode::BAD_REQUEST,
+                "invalid_path",
+                reason.clone(),
+                vec![],
+            ),
+            Self::BadQuery(reason) => (
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                reason.clone(),
+                vec![],
+            ),
+            Self::Workflow(e) => workflow_error(e),
             Self::Invoke(e) => match e {
                 I::UnknownPlugin { plugin } => (
                     StatusCode::NOT_FOUND,
@@ -173,6 +214,66 @@ impl ApiError {
                 ),
             },
         }
+    }
+}
+
+fn workflow_error(e: &WorkflowError) -> (StatusCode, &'static str, String, Vec<String>) {
+    use WorkflowError as W;
+    match e {
+        W::CommunityNotFound(c) => (
+            StatusCode::NOT_FOUND,
+            "community_not_found",
+            format!("there is no community {c:?}"),
+            vec![],
+        ),
+        W::WorkflowNotFound { workflow, .. } => (
+            StatusCode::NOT_FOUND,
+            "workflow_not_found",
+            format!("there is no workflow {workflow:?} in this community"),
+            vec![],
+        ),
+        W::RunNotFound { run, .. } => (
+            StatusCode::NOT_FOUND,
+            "run_not_found",
+            format!("there is no run {run:?} in this community"),
+            vec![],
+        ),
+        W::Invalid(problems) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_workflow",
+            "the workflow document was refused; `details` says where and why".into(),
+            problems.iter().map(ToString::to_string).collect(),
+        ),
+        W::Disabled(name) => (
+            StatusCode::CONFLICT,
+            "workflow_disabled",
+            format!("workflow {name:?} is disabled; enable it to start runs"),
+            vec![],
+        ),
+        W::ReservedKind { .. } => (
+            StatusCode::BAD_REQUEST,
+            "reserved_event_kind",
+            format!("{e}; post a kind of your own, such as `camera.object-thrown`"),
+            vec![],
+        ),
+        W::InvalidEvent(reason) => (
+            StatusCode::BAD_REQUEST,
+            "invalid_event",
+            reason.clone(),
+            vec![],
+        ),
+        W::EventIdConflict(_) => (
+            StatusCode::CONFLICT,
+            "event_id_conflict",
+            e.to_string(),
+            vec![],
+        ),
+        W::Store(_) | W::Internal(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error; the host log has the details".into(),
+            vec![],
+        ),
     }
 }
 

@@ -5,6 +5,7 @@
 //! error body of `API.md`.
 
 mod error;
+mod workflows;
 
 pub use error::ApiError;
 
@@ -12,10 +13,11 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, HeaderValue, Uri};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use courtyard_runtime::{Invocation, Runtime};
 use courtyard_tenancy::District;
+use courtyard_workflow::Engine;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,16 +30,19 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub struct AppState {
     /// The plugin runtime.
     pub runtime: Runtime,
+    /// The workflow engine.
+    pub engine: Engine,
     /// The communities served.
     pub district: Arc<District>,
     request_ids: Arc<RequestIds>,
 }
 
 impl AppState {
-    /// The state over a runtime and a district.
-    pub fn new(runtime: Runtime, district: Arc<District>) -> Self {
+    /// The state over a runtime, its workflow engine and a district.
+    pub fn new(runtime: Runtime, engine: Engine, district: Arc<District>) -> Self {
         Self {
             runtime,
+            engine,
             district,
             request_ids: Arc::new(RequestIds::new()),
         }
@@ -78,6 +83,37 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v1/communities/{community}/plugins/{plugin}/invoke/{operation}",
             post(invoke),
+        )
+        .route(
+            "/v1/communities/{community}/workflows",
+            get(workflows::list),
+        )
+        .route(
+            "/v1/communities/{community}/workflows/{workflow}",
+            put(workflows::apply)
+                .get(workflows::get)
+                .delete(workflows::remove),
+        )
+        .route(
+            "/v1/communities/{community}/workflows/{workflow}/enable",
+            post(workflows::enable),
+        )
+        .route(
+            "/v1/communities/{community}/workflows/{workflow}/disable",
+            post(workflows::disable),
+        )
+        .route(
+            "/v1/communities/{community}/workflows/{workflow}/runs",
+            post(workflows::start),
+        )
+        .route(
+            "/v1/communities/{community}/events",
+            post(workflows::ingest),
+        )
+        .route("/v1/communities/{community}/runs", get(workflows::runs))
+        .route(
+            "/v1/communities/{community}/runs/{run}",
+            get(workflows::run),
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -137,15 +173,20 @@ async fn invoke(
     let outcome = state
         .runtime
         .invoke(Invocation {
-            community,
+            community: community.clone(),
             plugin,
             operation,
             input,
             idempotency_key,
             request_id: request_id.clone(),
             config: None,
+            depth: 0,
         })
         .await?;
+    if !outcome.events.is_empty() {
+        // Workflows may be waiting for these.
+        state.engine.notify_events(&community);
+    }
     let mut response = Json(outcome.output).into_response();
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-request-id", value);

@@ -10,6 +10,7 @@ use courtyard_registry::Package;
 use courtyard_runtime::{Limits, Runtime, RuntimeConfig};
 use courtyard_store::SledStore;
 use courtyard_tenancy::District;
+use courtyard_workflow::{Engine, EngineConfig};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use tower::ServiceExt;
 
 struct App {
     router: Router,
+    engine: Engine,
     _dir: tempfile::TempDir,
 }
 
@@ -33,15 +35,23 @@ fn app() -> App {
         cache_dir: Some(dir.path().join("cache")),
         ..RuntimeConfig::default()
     };
-    let runtime = Runtime::new(config, store).expect("runtime");
+    let runtime = Runtime::new(config, store.clone()).expect("runtime");
     for a in [COUNTER, MISBEHAVE] {
         runtime
             .load(&Package::new(a.manifest, a.component.to_vec()).expect("package"))
             .expect("load");
     }
     let district = Arc::new(District::reference().expect("district"));
+    let engine = Engine::open(
+        runtime.clone(),
+        store,
+        district.clone(),
+        EngineConfig::default(),
+    )
+    .expect("engine");
     App {
-        router: router(AppState::new(runtime, district)),
+        router: router(AppState::new(runtime, engine.clone(), district)),
+        engine,
         _dir: dir,
     }
 }
@@ -289,4 +299,314 @@ async fn bad_bodies_are_4xx_saying_what_is_wrong() {
     assert_eq!((s, code(&b)), (StatusCode::BAD_REQUEST, "invalid_input"));
     let details = b["error"]["details"].as_array().expect("details");
     assert!(details[0].as_str().expect("detail").contains("/by"), "{b}");
+}
+
+fn yaml(method: &str, path: &str, body: &str) -> Request<Body> {
+    Request::builder()
+        .method(method)
+        .uri(path)
+        .header(header::CONTENT_TYPE, "application/yaml")
+        .body(Body::from(body.to_owned()))
+        .expect("request")
+}
+
+fn get(path: &str) -> Request<Body> {
+    Request::get(path).body(Body::empty()).expect("request")
+}
+
+const TALLY: &str = r#"
+version: 1
+title: Count gate openings by gate
+trigger:
+  event: { kind: gate.opened, when: "trigger.payload.gate != 'test'" }
+steps:
+  - id: count
+    call: { plugin: counter, operation: increment, input: { name: "${{ 'gate-' + trigger.payload.gate }}" } }
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workflows_are_applied_listed_switched_and_removed() {
+    let app = app();
+    let path = "/v1/communities/nanhu/workflows/tally";
+    let (status, body) = send(&app, yaml("PUT", path, TALLY)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(
+        (body["revision"].as_u64(), body["enabled"].as_bool()),
+        (Some(1), Some(true))
+    );
+    // The same document as JSON replaces it.
+    let doc: Value = serde_json::from_str(&serde_json::to_string(&body["document"]).expect("json"))
+        .expect("json");
+    let (status, body) = send(
+        &app,
+        Request::put(path)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(doc.to_string()))
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(
+        (status, body["revision"].as_u64()),
+        (StatusCode::OK, Some(2)),
+        "{body}"
+    );
+
+    let (status, body) = send(&app, get("/v1/communities/nanhu/workflows")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["workflows"][0]["name"], "tally");
+    assert_eq!(body["workflows"][0]["trigger"], "event");
+    assert_eq!(body["workflows"][0]["title"], "Count gate openings by gate");
+    let (_, body) = send(&app, get("/v1/communities/sunjia/workflows")).await;
+    assert_eq!(body["workflows"], json!([]), "workflows are per community");
+
+    let (status, body) = send(&app, post(&format!("{path}/disable"), "")).await;
+    assert_eq!(
+        (status, body["enabled"].as_bool()),
+        (StatusCode::OK, Some(false))
+    );
+    let (status, body) = send(&app, post(&format!("{path}/runs"), "{}")).await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::CONFLICT, "workflow_disabled")
+    );
+    let (status, body) = send(&app, post(&format!("{path}/enable"), "")).await;
+    assert_eq!(
+        (status, body["enabled"].as_bool()),
+        (StatusCode::OK, Some(true))
+    );
+
+    let (status, _) = send(
+        &app,
+        Request::delete(path).body(Body::empty()).expect("request"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, body) = send(&app, get(path)).await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::NOT_FOUND, "workflow_not_found")
+    );
+    let (status, body) = send(&app, get("/v1/communities/atlantis/workflows")).await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::NOT_FOUND, "community_not_found")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_workflows_are_422_with_paths() {
+    let app = app();
+    let path = "/v1/communities/nanhu/workflows/bad";
+    let (status, body) = send(
+        &app,
+        yaml(
+            "PUT",
+            path,
+            "version: 1\ntrigger: {manual: {}}\nsteps:\n  - {id: a, delay: 1s}\n  - {id: b, delay: 1s}\n  - {id: c, call: {plugin: countr, operation: increment}}\n",
+        ),
+    )
+    .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_workflow")
+    );
+    assert_eq!(
+        body["error"]["details"],
+        json!([r#"steps[2].call.plugin: unknown plugin "countr"; did you mean "counter"?"#])
+    );
+    let (status, body) = send(
+        &app,
+        yaml(
+            "PUT",
+            path,
+            "version: 1\ntrigger: {manual: {}}\nsteps: [{id: a, delai: 1s}]\n",
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        body["error"]["details"][0]
+            .as_str()
+            .is_some_and(|d| d.starts_with("steps[0].delai: unknown field `delai`")),
+        "{body}"
+    );
+    let (status, body) = send(&app, yaml("PUT", path, "version: [")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        body["error"]["details"][0]
+            .as_str()
+            .is_some_and(|d| d.starts_with("not valid YAML")),
+        "{body}"
+    );
+    let (status, body) = send(
+        &app,
+        Request::put(path)
+            .header(header::CONTENT_TYPE, "text/plain")
+            .body(Body::from("version: 1"))
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+    );
+    let (status, body) = send(
+        &app,
+        yaml("PUT", "/v1/communities/nanhu/workflows/Bad_Name", TALLY),
+    )
+    .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::BAD_REQUEST, "invalid_path")
+    );
+    let (status, _) = send(&app, get(path)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "nothing was applied");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_are_accepted_with_202_and_start_runs() {
+    let app = app();
+    let (status, _) = send(
+        &app,
+        yaml("PUT", "/v1/communities/nanhu/workflows/tally", TALLY),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let event = |body: Value| post("/v1/communities/nanhu/events", &body.to_string());
+    let (status, body) = send(
+        &app,
+        event(json!({"kind": "gate.opened", "payload": {"gate": "east"}, "id": "cam-1"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["duplicate"], false);
+    assert!(body["seq"].is_u64());
+    let (status, body) = send(
+        &app,
+        event(json!({"kind": "gate.opened", "payload": {"gate": "east"}, "id": "cam-1"})),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["duplicate"]),
+        (StatusCode::ACCEPTED, &json!(true))
+    );
+    let (status, body) = send(
+        &app,
+        event(json!({"kind": "gate.opened", "payload": {"gate": "west"}, "id": "cam-1"})),
+    )
+    .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::CONFLICT, "event_id_conflict")
+    );
+    let (status, body) = send(
+        &app,
+        event(json!({"kind": "counter.threshold-reached", "payload": {}})),
+    )
+    .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::BAD_REQUEST, "reserved_event_kind")
+    );
+    let (status, body) = send(&app, event(json!({"kind": "Gate Opened"}))).await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::BAD_REQUEST, "invalid_event")
+    );
+    let (status, body) = send(&app, event(json!({"kind": "gate.opened", "extra": 1}))).await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::BAD_REQUEST, "malformed_json"),
+        "{body}"
+    );
+    let (status, body) = send(&app, event(json!({"kind": "gate.opened", "payload": [1]}))).await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::BAD_REQUEST, "invalid_event")
+    );
+
+    tokio::time::timeout(Duration::from_secs(30), app.engine.settle())
+        .await
+        .expect("settles");
+    let (status, body) = send(&app, get("/v1/communities/nanhu/runs?workflow=tally")).await;
+    assert_eq!(status, StatusCode::OK);
+    let runs = body["runs"].as_array().expect("runs");
+    assert_eq!(runs.len(), 1, "the duplicate started nothing: {body}");
+    assert_eq!(runs[0]["status"], "succeeded");
+    assert_eq!(
+        runs[0]["steps"][0]["output"],
+        json!({"name": "gate-east", "value": 1})
+    );
+    let id = runs[0]["id"].as_str().expect("id");
+    let (status, body) = send(&app, get(&format!("/v1/communities/nanhu/runs/{id}"))).await;
+    assert_eq!((status, &body["id"]), (StatusCode::OK, &json!(id)));
+    let (status, body) = send(&app, get(&format!("/v1/communities/sunjia/runs/{id}"))).await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::NOT_FOUND, "run_not_found")
+    );
+    let (status, body) = send(&app, get("/v1/communities/nanhu/runs?status=lost")).await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::BAD_REQUEST, "invalid_query")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manual_run_takes_its_input_and_runs_pages() {
+    let app = app();
+    let manual = "version: 1\ntrigger: {manual: {}}\nsteps:\n  - id: count\n    call: {plugin: counter, operation: increment, input: {name: \"${{ trigger.input.name }}\"}}\n";
+    let (status, _) = send(
+        &app,
+        yaml("PUT", "/v1/communities/nanhu/workflows/by-hand", manual),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let response = app
+            .router
+            .clone()
+            .oneshot(post(
+                "/v1/communities/nanhu/workflows/by-hand/runs",
+                &json!({"name": format!("n{i}")}).to_string(),
+            ))
+            .await
+            .expect("infallible");
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+        let location = response.headers()[header::LOCATION]
+            .to_str()
+            .expect("ascii")
+            .to_owned();
+        ids.push(location.rsplit('/').next().expect("id").to_owned());
+    }
+    tokio::time::timeout(Duration::from_secs(30), app.engine.settle())
+        .await
+        .expect("settles");
+    let (_, page1) = send(&app, get("/v1/communities/nanhu/runs?limit=2")).await;
+    let ids1: Vec<&str> = page1["runs"]
+        .as_array()
+        .expect("runs")
+        .iter()
+        .filter_map(|r| r["id"].as_str())
+        .collect();
+    assert_eq!(ids1, [ids[2].as_str(), ids[1].as_str()], "newest first");
+    let next = page1["next"].as_str().expect("a next page");
+    let (_, page2) = send(
+        &app,
+        get(&format!("/v1/communities/nanhu/runs?limit=2&before={next}")),
+    )
+    .await;
+    let ids2: Vec<&str> = page2["runs"]
+        .as_array()
+        .expect("runs")
+        .iter()
+        .filter_map(|r| r["id"].as_str())
+        .collect();
+    assert_eq!(ids2, [ids[0].as_str()]);
+    assert_eq!(page2["next"], Value::Null);
+    assert_eq!(
+        page2["runs"][0]["steps"][0]["output"],
+        json!({"name": "n0", "value": 1})
+    );
 }

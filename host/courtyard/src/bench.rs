@@ -9,6 +9,11 @@
 //! - visitor checks: `visitor-access/gate-check` of an unknown face (a recorded deny).
 //!
 //! A set-up phase first publishes a menu, a screen and drivers in every community.
+//!
+//! With `--mix workflow` it drives the workflow engine instead: it applies a 3-step
+//! workflow (`bench-chain`: three counter increments, each a durable step) to every
+//! community, posts `bench.reading` events as a device would, and after the run waits
+//! until every accepted event's run has finished, reporting the end-to-end rate.
 
 use anyhow::{Context as _, Result, bail};
 use hdrhistogram::Histogram;
@@ -39,7 +44,34 @@ pub struct BenchArgs {
     /// The host's process id, to report its memory (RSS) from /proc.
     #[arg(long)]
     pub host_pid: Option<u32>,
+    /// What to send: the district's everyday plugin calls, or events through a 3-step
+    /// workflow.
+    #[arg(long, value_enum, default_value_t = Mix::District)]
+    pub mix: Mix,
 }
+
+/// The traffic `courtyard bench` sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mix {
+    /// Camera alerts, canteen orders, taxi calls and visitor checks (plugin calls).
+    District,
+    /// Device events, each starting a run of a 3-step workflow.
+    Workflow,
+}
+
+/// The workflow of `--mix workflow`: every step a durable plugin call.
+const CHAIN: &str = r#"
+version: 1
+title: courtyard bench, three durable steps per event
+trigger: { event: { kind: bench.reading } }
+steps:
+  - id: total
+    call: { plugin: counter, operation: increment, input: { name: "${{ trigger.payload.run + '-total' }}" } }
+  - id: device
+    call: { plugin: counter, operation: increment, input: { name: "${{ trigger.payload.run + '-device-' + string(trigger.payload.device) }}" } }
+  - id: done
+    call: { plugin: counter, operation: increment, input: { name: "${{ trigger.payload.run + '-done' }}" } }
+"#;
 
 #[derive(Debug, Clone, Copy)]
 enum Scenario {
@@ -73,6 +105,7 @@ struct Shared {
     errors: AtomicU64,
     next: AtomicU64,
     run: String,
+    mix: Mix,
 }
 
 impl Shared {
@@ -118,11 +151,48 @@ impl Shared {
         }
     }
 
+    /// Posts one event; records its latency and outcome.
+    async fn event(&self, community: &str, body: Value) -> Result<()> {
+        let url = format!("{}/v1/communities/{community}/events", self.base);
+        let started = Instant::now();
+        let response = self.client.post(url).json(&body).send().await;
+        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.latencies
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .saturating_record(micros);
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        match response {
+            Ok(r) if r.status().as_u16() == 202 => Ok(()),
+            Ok(r) if r.status().is_client_error() => {
+                self.refused.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Ok(r) => {
+                self.errors.fetch_add(1, Ordering::Relaxed);
+                bail!("event: {}", r.status())
+            }
+            Err(e) => {
+                self.errors.fetch_add(1, Ordering::Relaxed);
+                Err(e.into())
+            }
+        }
+    }
+
     /// Runs the next operation of the mix.
     async fn one(&self) {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let community = &self.communities[usize::try_from(n).unwrap_or(0) % self.communities.len()];
         let id = format!("{}-{n}", self.run);
+        if self.mix == Mix::Workflow {
+            let body = json!({
+                "kind": "bench.reading",
+                "id": id,
+                "payload": { "run": self.run, "device": n % 16 },
+            });
+            let _ = self.event(community, body).await;
+            return;
+        }
         let scenario =
             MIX[usize::try_from(n / self.communities.len() as u64).unwrap_or(0) % MIX.len()];
         // Errors are counted by `call`; the run goes on.
@@ -207,8 +277,32 @@ impl Shared {
     }
 }
 
-/// Publishes what the mix needs in every community: a menu, a taxi screen and drivers.
+/// Publishes what the mix needs in every community: a menu, a taxi screen and drivers;
+/// or, for `--mix workflow`, the workflow.
 async fn set_up(shared: &Shared) -> Result<()> {
+    if shared.mix == Mix::Workflow {
+        for community in &shared.communities {
+            let url = format!(
+                "{}/v1/communities/{community}/workflows/bench-chain",
+                shared.base
+            );
+            let r = shared
+                .client
+                .put(url)
+                .header("content-type", "application/yaml")
+                .body(CHAIN)
+                .send()
+                .await?;
+            if !r.status().is_success() {
+                bail!(
+                    "applying the bench workflow in {community}: {} {}",
+                    r.status(),
+                    r.text().await.unwrap_or_default()
+                );
+            }
+        }
+        return Ok(());
+    }
     for community in &shared.communities {
         let menu = json!({
             "date": "2099-12-01", "slot": "lunch",
@@ -245,6 +339,43 @@ async fn set_up(shared: &Shared) -> Result<()> {
     Ok(())
 }
 
+/// Waits until every accepted event's run has finished its last step (the `done`
+/// counters add up to the accepted events). Returns the runs and the seconds from the
+/// first event to the last run's end.
+async fn wait_for_runs(shared: &Shared, started: Instant, bar: &ProgressBar) -> Result<(u64, f64)> {
+    let accepted = shared.requests.load(Ordering::Relaxed)
+        - shared.refused.load(Ordering::Relaxed)
+        - shared.errors.load(Ordering::Relaxed);
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let mut done = 0;
+        for community in &shared.communities {
+            let url = format!(
+                "{}/v1/communities/{community}/plugins/counter/invoke/get",
+                shared.base
+            );
+            let r = shared
+                .client
+                .post(url)
+                .json(&json!({ "name": format!("{}-done", shared.run) }))
+                .send()
+                .await?;
+            if r.status().is_success() {
+                let v: Value = r.json().await?;
+                done += v["value"].as_u64().unwrap_or(0);
+            }
+        }
+        if done >= accepted {
+            return Ok((done, started.elapsed().as_secs_f64()));
+        }
+        if Instant::now() > deadline {
+            bail!("only {done} of {accepted} workflow runs finished within 300 s");
+        }
+        bar.set_message(format!("waiting for runs: {done}/{accepted}"));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 fn rss(pid: u32) -> Option<(u64, u64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let field = |name: &str| {
@@ -273,6 +404,7 @@ pub async fn run(args: BenchArgs, communities: Vec<String>) -> Result<()> {
         refused: AtomicU64::new(0),
         errors: AtomicU64::new(0),
         next: AtomicU64::new(0),
+        mix: args.mix,
         run: format!(
             "b{:x}",
             std::time::SystemTime::now()
@@ -339,8 +471,13 @@ pub async fn run(args: BenchArgs, communities: Vec<String>) -> Result<()> {
         worker.await?;
     }
     bar.finish_and_clear();
-
     let elapsed = started.elapsed().as_secs_f64();
+    let finished = if args.mix == Mix::Workflow {
+        Some(wait_for_runs(&shared, started, &bar).await?)
+    } else {
+        None
+    };
+
     let h = shared
         .latencies
         .lock()
@@ -369,6 +506,12 @@ pub async fn run(args: BenchArgs, communities: Vec<String>) -> Result<()> {
         ms(0.99),
         h.max() as f64 / 1000.0
     );
+    if let Some((runs, seconds)) = finished {
+        println!(
+            "workflow runs: {runs} finished (3 durable steps each) in {seconds:.1} s = {:.0} events/s end to end",
+            runs as f64 / seconds
+        );
+    }
     println!("refused (4xx): {}", shared.refused.load(Ordering::Relaxed));
     println!(
         "errors (5xx, transport): {}",

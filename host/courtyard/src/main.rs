@@ -11,8 +11,9 @@ use clap::{Parser, Subcommand};
 use courtyard_api::{AppState, router};
 use courtyard_registry::Package;
 use courtyard_runtime::{Compiled, Limits, Runtime, RuntimeConfig};
-use courtyard_store::SledStore;
+use courtyard_store::{SledStore, Store};
 use courtyard_tenancy::District;
+use courtyard_workflow::{Engine, EngineConfig};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -212,7 +213,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
             args.data_dir.display()
         )
     })?;
-    let store = Arc::new(SledStore::open(&args.data_dir.join("store"))?);
+    let store: Arc<dyn Store> = Arc::new(SledStore::open(&args.data_dir.join("store"))?);
     let limits = Limits {
         timeout: Duration::from_millis(args.timeout_ms),
         max_memory_bytes: args.max_memory_mib * 1024 * 1024,
@@ -231,7 +232,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         ),
         ..RuntimeConfig::default()
     };
-    let runtime = Runtime::new(config, store)?;
+    let runtime = Runtime::new(config, store.clone())?;
 
     let mut packages = Vec::new();
     for artifact in courtyard_plugin_artifacts::STANDARD {
@@ -258,7 +259,17 @@ async fn serve(args: ServeArgs) -> Result<()> {
         );
     }
 
-    let app = router(AppState::new(runtime, Arc::new(district.clone())));
+    let district = Arc::new(district);
+    let engine = Engine::open(
+        runtime.clone(),
+        store,
+        district.clone(),
+        EngineConfig::default(),
+    )?;
+    // Resumes the runs a previous process left unfinished, and dispatches the events
+    // it accepted but had not dispatched yet.
+    engine.start()?;
+    let app = router(AppState::new(runtime, engine, district.clone()));
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;

@@ -165,6 +165,10 @@ pub struct Invocation {
     /// The community's configuration of the plugin (merged over the defaults);
     /// `None` means the manifest's defaults.
     pub config: Option<serde_json::Value>,
+    /// How many events led to this call: 0 for a call from a person or a device, the
+    /// triggering event's depth for a workflow step. Events the call emits get one
+    /// more, which bounds chains of events (see the workflow engine).
+    pub depth: u32,
 }
 
 /// Log levels of plugin log records.
@@ -207,6 +211,13 @@ pub struct EmittedEvent {
     pub at_ms: i64,
     /// The call's request id.
     pub request_id: String,
+    /// How many events led to it (see [`Invocation::depth`]); 0 for an event posted
+    /// by a device.
+    #[serde(default)]
+    pub depth: u32,
+    /// The idempotency id a device gave the event, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
 }
 
 /// The result of a successful call.
@@ -431,6 +442,11 @@ impl Runtime {
         })
     }
 
+    /// The clock of call contexts (and of everything that must agree with them).
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        self.inner.config.clock.clone()
+    }
+
     /// The limits invocations run under.
     pub fn limits(&self) -> &Limits {
         &self.inner.config.limits
@@ -505,6 +521,23 @@ impl Runtime {
 
     /// Runs one operation. Returns once the call's writes and events are durable.
     pub async fn invoke(&self, invocation: Invocation) -> Result<Outcome, InvokeError> {
+        self.invoke_with(invocation, true).await
+    }
+
+    /// Runs one operation, and returns once the call's writes and events are committed
+    /// (visible to every later call) without waiting for them to be durable. For a
+    /// caller that records the outcome in a later batch of its own, such as a workflow
+    /// step: the store makes batches durable in commit order, so if that later batch
+    /// survives a crash, this one does too, and if not, the caller repeats the call.
+    pub async fn invoke_deferred(&self, invocation: Invocation) -> Result<Outcome, InvokeError> {
+        self.invoke_with(invocation, false).await
+    }
+
+    async fn invoke_with(
+        &self,
+        invocation: Invocation,
+        durable: bool,
+    ) -> Result<Outcome, InvokeError> {
         let plugin = self
             .inner
             .plugins
@@ -541,7 +574,7 @@ impl Runtime {
             .await
             .map_err(|e| InvokeError::Internal(format!("invocation slots closed: {e}")))?;
         let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || inner.invoke_blocking(&plugin, invocation))
+        tokio::task::spawn_blocking(move || inner.invoke_blocking(&plugin, invocation, durable))
             .await
             .map_err(|e| InvokeError::Internal(format!("invocation task failed: {e}")))?
     }
@@ -582,6 +615,7 @@ impl Inner {
         &self,
         plugin: &LoadedPlugin,
         inv: Invocation,
+        durable: bool,
     ) -> Result<Outcome, InvokeError> {
         let limits = &self.config.limits;
         let namespace = Namespace::new(&inv.community, &inv.plugin);
@@ -730,6 +764,8 @@ impl Inner {
                 source: inv.plugin.clone(),
                 at_ms: now_ms,
                 request_id: inv.request_id.clone(),
+                depth: inv.depth.saturating_add(1),
+                id: None,
             })
             .collect();
         let mut batch = Batch::default();
@@ -748,7 +784,9 @@ impl Inner {
         }
         drop(_serialised);
         // Durable before the caller hears "ok". Concurrent calls share the flush.
-        self.store.sync()?;
+        if durable {
+            self.store.sync()?;
+        }
         Ok(Outcome {
             output,
             logs: data.logs,

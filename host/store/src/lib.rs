@@ -127,9 +127,25 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         limit: usize,
     ) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
 
-    /// Applies `batch` atomically. Readers see it at once; it is durable after the
-    /// next [`Store::sync`] returns.
-    fn commit(&self, batch: Batch) -> Result<(), StoreError>;
+    /// Up to `limit` entries of `ns` whose keys start with `prefix`, in *descending*
+    /// key order, strictly before `start_before` when given (newest first, for keys
+    /// that sort by time).
+    fn scan_back(
+        &self,
+        ns: &Namespace,
+        prefix: &str,
+        start_before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+
+    /// Applies `batch` atomically and returns the sequence numbers given to its queue
+    /// appends, in order. Readers see it at once; it is durable after the next
+    /// [`Store::sync`] returns.
+    ///
+    /// Queue entries become visible in sequence order: a reader that has seen entry
+    /// `n` of a queue will never later see an entry below `n` appear, so a consumer
+    /// may keep a cursor.
+    fn commit(&self, batch: Batch) -> Result<Vec<u64>, StoreError>;
 
     /// Returns once every batch committed before this call is durable on disk.
     fn sync(&self) -> Result<(), StoreError>;

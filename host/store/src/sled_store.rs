@@ -12,6 +12,9 @@ pub struct SledStore {
     db: sled::Db,
     trees: RwLock<HashMap<String, sled::Tree>>,
     group: GroupSync,
+    /// Held from taking queue sequence numbers until the batch is applied, so that
+    /// entries become visible in sequence order (a cursor never skips one).
+    appends: Mutex<()>,
 }
 
 impl std::fmt::Debug for SledStore {
@@ -41,6 +44,7 @@ impl SledStore {
             db,
             trees: RwLock::default(),
             group: GroupSync::default(),
+            appends: Mutex::default(),
         })
     }
 
@@ -111,10 +115,42 @@ impl Store for SledStore {
         Ok(out)
     }
 
-    fn commit(&self, batch: Batch) -> Result<(), StoreError> {
-        self.apply(batch)?;
+    fn scan_back(
+        &self,
+        ns: &Namespace,
+        prefix: &str,
+        start_before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let tree = self.kv_tree(ns)?;
+        let iter = match start_before {
+            Some(before) => tree.range(prefix.as_bytes().to_vec()..before.as_bytes().to_vec()),
+            None => tree.scan_prefix(prefix.as_bytes()),
+        };
+        let mut out = Vec::new();
+        for item in iter.rev() {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = item.map_err(backend)?;
+            if !k.starts_with(prefix.as_bytes()) {
+                continue;
+            }
+            let key = String::from_utf8(k.to_vec()).map_err(backend)?;
+            out.push((key, v.to_vec()));
+        }
+        Ok(out)
+    }
+
+    fn commit(&self, batch: Batch) -> Result<Vec<u64>, StoreError> {
+        let seqs = if batch.appends.is_empty() {
+            self.apply(batch)?
+        } else {
+            let _ordered = self.appends.lock().unwrap_or_else(PoisonError::into_inner);
+            self.apply(batch)?
+        };
         self.group.committed();
-        Ok(())
+        Ok(seqs)
     }
 
     fn sync(&self) -> Result<(), StoreError> {
@@ -146,7 +182,7 @@ impl Store for SledStore {
 
 impl SledStore {
     /// Applies a batch atomically: one sled batch for one tree, a transaction for more.
-    fn apply(&self, batch: Batch) -> Result<(), StoreError> {
+    fn apply(&self, batch: Batch) -> Result<Vec<u64>, StoreError> {
         let mut trees = Vec::new();
         let mut ops: Vec<TreeOps> = Vec::new();
         for (ns, writes) in &batch.writes {
@@ -162,9 +198,11 @@ impl SledStore {
             );
         }
         let mut queues: Vec<(String, TreeOps)> = Vec::new();
+        let mut seqs = Vec::with_capacity(batch.appends.len());
         for (queue, value) in &batch.appends {
             // Monotonic across restarts (sled persists the id generator).
             let seq = self.db.generate_id().map_err(backend)?;
+            seqs.push(seq);
             let entry = (seq.to_be_bytes().to_vec(), Some(value.clone()));
             match queues.iter_mut().find(|(name, _)| name == queue.as_str()) {
                 Some((_, entries)) => entries.push(entry),
@@ -176,7 +214,7 @@ impl SledStore {
             ops.push(entries);
         }
         match trees.len() {
-            0 => Ok(()),
+            0 => Ok(seqs),
             1 => {
                 let mut b = sled::Batch::default();
                 for (k, v) in &ops[0] {
@@ -185,7 +223,8 @@ impl SledStore {
                         None => b.remove(k.as_slice()),
                     }
                 }
-                trees[0].apply_batch(b).map_err(backend)
+                trees[0].apply_batch(b).map_err(backend)?;
+                Ok(seqs)
             }
             _ => {
                 let result: Result<(), TransactionError<()>> =
@@ -207,7 +246,8 @@ impl SledStore {
                 result.map_err(|e| match e {
                     TransactionError::Storage(e) => backend(e),
                     TransactionError::Abort(()) => backend("transaction aborted"),
-                })
+                })?;
+                Ok(seqs)
             }
         }
     }

@@ -73,6 +73,7 @@ fn call(community: &str, plugin: &str, operation: &str, input: Value) -> Invocat
         idempotency_key: None,
         request_id: "test".into(),
         config: None,
+        depth: 0,
     }
 }
 

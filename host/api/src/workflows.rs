@@ -1,0 +1,225 @@
+//! Workflows, events and runs: the HTTP face of `courtyard-workflow`.
+
+use crate::{ApiError, AppState};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use courtyard_registry::EventKind;
+use courtyard_workflow::compile::{self, Format};
+use courtyard_workflow::engine::{RunQuery, RunStatus};
+use courtyard_workflow::{WorkflowError, WorkflowName};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// The body of `POST /v1/communities/{community}/events`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EventBody {
+    kind: String,
+    #[serde(default = "empty_object")]
+    payload: Value,
+    #[serde(default)]
+    id: Option<String>,
+}
+
+fn empty_object() -> Value {
+    json!({})
+}
+
+fn workflow_name(name: String) -> Result<WorkflowName, ApiError> {
+    WorkflowName::new(name).map_err(|e| ApiError::BadPath(e.to_string()))
+}
+
+/// `GET /v1/communities/{community}/workflows`
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    Path(community): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let workflows = state.engine.workflows(&community)?;
+    Ok(Json(json!({ "workflows": workflows })))
+}
+
+/// `PUT /v1/communities/{community}/workflows/{workflow}`: the body is the document,
+/// YAML or JSON by its content type.
+pub(crate) async fn apply(
+    State(state): State<AppState>,
+    Path((community, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    state.engine.workflows(&community)?;
+    let name = workflow_name(name)?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default();
+    let format = match content_type.as_str() {
+        "application/json" => Format::Json,
+        "application/yaml" | "application/x-yaml" | "text/yaml" | "text/x-yaml" => Format::Yaml,
+        _ => return Err(ApiError::WorkflowMediaType),
+    };
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| ApiError::InvalidWorkflow(vec!["the document is not UTF-8 text".into()]))?;
+    let document =
+        compile::parse(text, format).map_err(|p| ApiError::InvalidWorkflow(vec![p.to_string()]))?;
+    let existed = state.engine.workflow(&community, name.as_str()).is_ok();
+    let record = state.engine.apply(&community, &name, document).await?;
+    let status = if existed {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, Json(record)).into_response())
+}
+
+/// `GET /v1/communities/{community}/workflows/{workflow}`
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    Path((community, name)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    Ok(Json(state.engine.workflow(&community, &name)?).into_response())
+}
+
+/// `DELETE /v1/communities/{community}/workflows/{workflow}`
+pub(crate) async fn remove(
+    State(state): State<AppState>,
+    Path((community, name)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    state.engine.remove(&community, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /v1/communities/{community}/workflows/{workflow}/enable`
+pub(crate) async fn enable(
+    State(state): State<AppState>,
+    Path((community, name)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    Ok(Json(state.engine.set_enabled(&community, &name, true).await?).into_response())
+}
+
+/// `POST /v1/communities/{community}/workflows/{workflow}/disable`
+pub(crate) async fn disable(
+    State(state): State<AppState>,
+    Path((community, name)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    Ok(Json(state.engine.set_enabled(&community, &name, false).await?).into_response())
+}
+
+/// `POST /v1/communities/{community}/workflows/{workflow}/runs`: a run by hand; the
+/// body (optional) is the input, readable as `trigger.input`.
+pub(crate) async fn start(
+    State(state): State<AppState>,
+    Path((community, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let input = if body.is_empty() {
+        json!({})
+    } else {
+        if !headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json"))
+        {
+            return Err(ApiError::Json(JsonRejection::MissingJsonContentType(
+                Default::default(),
+            )));
+        }
+        let Json(value) = Json::<Value>::from_bytes(&body).map_err(ApiError::Json)?;
+        value
+    };
+    let run = state.engine.start_run(&community, &name, input).await?;
+    let mut response = (StatusCode::ACCEPTED, Json(&run)).into_response();
+    if let Ok(location) =
+        HeaderValue::from_str(&format!("/v1/communities/{community}/runs/{}", run.id))
+    {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+/// `POST /v1/communities/{community}/events`: 202 once the event is durable.
+pub(crate) async fn ingest(
+    State(state): State<AppState>,
+    Path(community): Path<String>,
+    body: Result<Json<EventBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    state.engine.workflows(&community)?;
+    let Json(body) = body?;
+    let kind = EventKind::new(body.kind)
+        .map_err(|e| ApiError::Workflow(WorkflowError::InvalidEvent(e.to_string())))?;
+    if let Some(id) = &body.id
+        && (id.is_empty() || id.len() > 200 || !id.chars().all(|c| c.is_ascii_graphic()))
+    {
+        return Err(ApiError::Workflow(WorkflowError::InvalidEvent(
+            "id: 1 to 200 visible ASCII characters".into(),
+        )));
+    }
+    let accepted = state
+        .engine
+        .ingest(&community, &kind, body.payload, body.id)
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(accepted)).into_response())
+}
+
+/// The query of `GET /v1/communities/{community}/runs`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RunsQuery {
+    workflow: Option<String>,
+    status: Option<String>,
+    before: Option<String>,
+    limit: Option<usize>,
+}
+
+/// `GET /v1/communities/{community}/runs`: newest first; `next` pages on.
+pub(crate) async fn runs(
+    State(state): State<AppState>,
+    Path(community): Path<String>,
+    query: Result<Query<RunsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::BadQuery(e.body_text()))?;
+    let status = match q.status.as_deref() {
+        None => None,
+        Some(s) => Some(RunStatus::parse(s).ok_or_else(|| {
+            ApiError::BadQuery(format!(
+                "status {s:?}: one of running, waiting, succeeded, failed"
+            ))
+        })?),
+    };
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::BadQuery("limit: 1 to 200".into()));
+    }
+    let runs = state.engine.runs(
+        &community,
+        &RunQuery {
+            workflow: q.workflow,
+            status,
+            before: q.before,
+            limit,
+        },
+    )?;
+    let next = (runs.len() == limit)
+        .then(|| runs.last().map(|r| r.id.clone()))
+        .flatten();
+    Ok(Json(json!({ "runs": runs, "next": next })))
+}
+
+/// `GET /v1/communities/{community}/runs/{run}`
+pub(crate) async fn run(
+    State(state): State<AppState>,
+    Path((community, run)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    Ok(Json(state.engine.run(&community, &run)?).into_response())
+}
