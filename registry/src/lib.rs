@@ -13,7 +13,8 @@ mod manifest;
 
 pub use ids::{Capability, EventKind, IdError, OperationName, PluginName};
 pub use manifest::{
-    EventDecl, InputError, Manifest, ManifestError, Operation, PreparedManifest, manifest_schema,
+    EventDecl, InputError, InstanceReuse, Manifest, ManifestError, Operation, PreparedManifest,
+    manifest_schema,
 };
 
 use sha2::{Digest as _, Sha256};

@@ -28,6 +28,21 @@ pub struct Manifest {
     /// The capabilities the plugin needs.
     #[serde(default)]
     pub capabilities: Vec<Capability>,
+    /// Whether the host may serve several calls with one instance. Absent: every call
+    /// gets a fresh instance (the safe default). Declare it only if the plugin keeps
+    /// nothing in memory that one call could leave for the next: an instance is only
+    /// ever reused within one community, and is discarded after a trap or a limit hit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_reuse: Option<InstanceReuse>,
+}
+
+/// How an instance may be reused (see [`Manifest::instance_reuse`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceReuse {
+    /// How many calls one instance serves at most before it is replaced: 1 to 100000.
+    #[schemars(range(min = 1, max = 100_000))]
+    pub max_calls: u32,
 }
 
 fn empty_object_schema() -> Value {
@@ -190,6 +205,14 @@ impl PreparedManifest {
         if manifest.operations.is_empty() {
             return Err(ManifestError::NoOperations {
                 plugin: name.clone(),
+            });
+        }
+        if let Some(reuse) = manifest.instance_reuse
+            && !(1..=100_000).contains(&reuse.max_calls)
+        {
+            return Err(ManifestError::Parse {
+                path: "instance_reuse.max_calls".into(),
+                message: format!("{} is not between 1 and 100000", reuse.max_calls),
             });
         }
         let mut inputs = BTreeMap::new();
@@ -368,6 +391,28 @@ mod tests {
         let mut v = minimal();
         v["operations"] = json!({});
         assert!(matches!(parse(v), Err(ManifestError::NoOperations { .. })));
+    }
+
+    #[test]
+    fn instance_reuse_is_bounded() {
+        let with = |max: u32| {
+            format!(
+                r#"{{"name":"p","version":"1.0.0","description":"d","instance_reuse":{{"max_calls":{max}}},
+                "operations":{{"a":{{"description":"d","input":{{}},"output":{{}}}}}}}}"#
+            )
+        };
+        let ok = PreparedManifest::parse(&with(1000)).expect("valid");
+        assert_eq!(
+            ok.manifest().instance_reuse.map(|r| r.max_calls),
+            Some(1000)
+        );
+        for bad in [0, 100_001] {
+            let err = PreparedManifest::parse(&with(bad)).expect_err("out of range");
+            assert!(
+                err.to_string().contains("instance_reuse.max_calls"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -98,6 +98,10 @@ struct ServeArgs {
     /// Invocations run at once (more wait for a slot).
     #[arg(long, env = "COURTYARD_MAX_CONCURRENCY", default_value_t = 64)]
     max_concurrency: u32,
+    /// Idle plugin instances kept for reuse, for plugins whose manifest allows it
+    /// (`instance_reuse`); 0 gives every call a fresh instance.
+    #[arg(long, env = "COURTYARD_MAX_WARM_INSTANCES", default_value_t = 64)]
+    max_warm_instances: u32,
     /// Log format.
     #[arg(long, env = "COURTYARD_LOG_FORMAT", value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -200,6 +204,7 @@ fn read_packages(dir: &Path) -> Result<Vec<Package>> {
 }
 
 async fn serve(args: ServeArgs) -> Result<()> {
+    let started = std::time::Instant::now();
     let district = match &args.district {
         Some(path) => District::parse(
             &std::fs::read_to_string(path)
@@ -219,6 +224,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         max_memory_bytes: args.max_memory_mib * 1024 * 1024,
         max_wasm_stack: args.max_stack_kib * 1024,
         max_concurrency: args.max_concurrency,
+        max_warm_instances: args.max_warm_instances,
     };
     if args.timeout_ms == 0 || args.max_memory_mib == 0 || args.max_concurrency == 0 {
         bail!("--timeout-ms, --max-memory-mib and --max-concurrency must be above 0");
@@ -277,6 +283,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
     tracing::info!(
         communities = district.communities.len(),
         data_dir = %args.data_dir.display(),
+        startup_ms = started.elapsed().as_millis() as u64,
         "serving {} on http://{local}",
         district.name
     );

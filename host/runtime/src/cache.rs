@@ -59,7 +59,11 @@ pub(crate) fn component(
     let component = Component::new(engine, bytes)?;
     let serialized = component.serialize()?;
     std::fs::create_dir_all(dir)?;
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    // A temporary name of its own (several loads of one component may race, within
+    // one process as well as across processes), then an atomic rename.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("tmp{}-{n}", std::process::id()));
     std::fs::write(&tmp, serialized)?;
     std::fs::rename(&tmp, &path)?;
     Ok((component, Compiled::Fresh))

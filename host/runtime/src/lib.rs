@@ -3,9 +3,10 @@
 //! One [`Runtime`] per process holds the wasmtime `Engine` (pooling allocator, epoch
 //! interruption), the `Linker` with every interface of `wit/`, and one prepared
 //! instance (`InstancePre`) per loaded plugin. Each [`Runtime::invoke`] gets a fresh
-//! `Store` and instance, with a CPU deadline, a memory cap and a stack limit; the
-//! plugin's state writes and events are held until it returns and committed
-//! atomically, and durably, only if it returns `ok`.
+//! `Store` and instance — or, for a plugin whose manifest allows reuse, a warm one that
+//! served earlier calls of the same community — with a CPU deadline, a memory cap and a
+//! stack limit; the plugin's state writes and events are held until it returns and
+//! committed atomically, and durably, only if it returns `ok`.
 //!
 //! Architecture invariant: no other crate names a wasmtime type; plugins see the
 //! world only through `wit/` (and a locked-down WASI).
@@ -50,6 +51,9 @@ pub struct Limits {
     pub max_wasm_stack: usize,
     /// How many invocations run at once; more wait for a slot.
     pub max_concurrency: u32,
+    /// How many idle instances are kept for reuse, over all communities, for plugins
+    /// whose manifest allows it (`instance_reuse`); 0 turns reuse off.
+    pub max_warm_instances: u32,
 }
 
 impl Default for Limits {
@@ -59,6 +63,7 @@ impl Default for Limits {
             max_memory_bytes: 64 * 1024 * 1024,
             max_wasm_stack: 512 * 1024,
             max_concurrency: 64,
+            max_warm_instances: 64,
         }
     }
 }
@@ -349,6 +354,55 @@ struct LoadedPlugin {
     default_config_json: Arc<str>,
 }
 
+/// The captured stdout and stderr of an instance, and how much of each earlier calls
+/// have already taken.
+struct Pipes {
+    stdout: MemoryOutputPipe,
+    stderr: MemoryOutputPipe,
+    stdout_seen: usize,
+    stderr_seen: usize,
+}
+
+impl Pipes {
+    fn new() -> Self {
+        Self {
+            stdout: MemoryOutputPipe::new(MAX_CAPTURED_OUTPUT),
+            stderr: MemoryOutputPipe::new(MAX_CAPTURED_OUTPUT),
+            stdout_seen: 0,
+            stderr_seen: 0,
+        }
+    }
+
+    /// What was written since the last call, as text.
+    fn take_new(&mut self) -> (String, String) {
+        let out = self.stdout.contents();
+        let err = self.stderr.contents();
+        let new_out =
+            String::from_utf8_lossy(out.get(self.stdout_seen..).unwrap_or_default()).into_owned();
+        let new_err =
+            String::from_utf8_lossy(err.get(self.stderr_seen..).unwrap_or_default()).into_owned();
+        self.stdout_seen = out.len();
+        self.stderr_seen = err.len();
+        (new_out, new_err)
+    }
+
+    /// Whether a further call could run out of room to write (the pipes are not
+    /// emptied; an instance is retired before they fill).
+    fn nearly_full(&self) -> bool {
+        self.stdout_seen.max(self.stderr_seen) > MAX_CAPTURED_OUTPUT / 2
+    }
+}
+
+/// An instance kept for the next call of the same (community, plugin).
+struct WarmInstance {
+    plugin: Arc<LoadedPlugin>,
+    store: wasmtime::Store<HostState>,
+    instance: bindings::Plugin,
+    pipes: Pipes,
+    calls: u32,
+    last_used: u64,
+}
+
 struct Inner {
     engine: Engine,
     linker: Linker<HostState>,
@@ -358,8 +412,11 @@ struct Inner {
     /// Calls of one plugin in one community run one at a time, so a read-modify-write
     /// never loses an update.
     namespace_locks: Mutex<HashMap<Namespace, Arc<Mutex<()>>>>,
-    slots: tokio::sync::Semaphore,
+    slots: Arc<tokio::sync::Semaphore>,
     ticker_stop: Arc<AtomicBool>,
+    /// Instances of plugins that allow reuse, one per namespace at most, bounded.
+    warm: Mutex<HashMap<Namespace, WarmInstance>>,
+    warm_clock: std::sync::atomic::AtomicU64,
 }
 
 impl Drop for Inner {
@@ -384,7 +441,8 @@ impl std::fmt::Debug for Runtime {
 }
 
 fn engine_for(limits: &Limits) -> Result<Engine, RuntimeError> {
-    let slots = limits.max_concurrency.max(1);
+    // Every running call holds an instance slot, and so does every warm instance.
+    let slots = limits.max_concurrency.max(1) + limits.max_warm_instances;
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(slots)
         // Components built by other toolchains (componentize-py, jco) have many core
@@ -427,7 +485,9 @@ impl Runtime {
         host::add_to_linker(&mut linker).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
         let ticker_stop = Arc::new(AtomicBool::new(false));
         start_ticker(engine.clone(), ticker_stop.clone());
-        let slots = tokio::sync::Semaphore::new(config.limits.max_concurrency.max(1) as usize);
+        let slots = Arc::new(tokio::sync::Semaphore::new(
+            config.limits.max_concurrency.max(1) as usize,
+        ));
         Ok(Self {
             inner: Arc::new(Inner {
                 engine,
@@ -438,6 +498,8 @@ impl Runtime {
                 namespace_locks: Mutex::default(),
                 slots,
                 ticker_stop,
+                warm: Mutex::default(),
+                warm_clock: std::sync::atomic::AtomicU64::new(0),
             }),
         })
     }
@@ -567,16 +629,36 @@ impl Runtime {
             }
             Some(Ok(())) => {}
         }
-        let _slot = self
+        // The slot is held by the call itself, not by this future: if the caller stops
+        // waiting (a step timeout, a client that hangs up), the call still runs to its
+        // end, and until then it still counts against `max_concurrency`.
+        let slot = self
             .inner
             .slots
-            .acquire()
+            .clone()
+            .acquire_owned()
             .await
             .map_err(|e| InvokeError::Internal(format!("invocation slots closed: {e}")))?;
         let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || inner.invoke_blocking(&plugin, invocation, durable))
-            .await
-            .map_err(|e| InvokeError::Internal(format!("invocation task failed: {e}")))?
+        // On a multi-threaded runtime the call runs on this thread, and tokio hands the
+        // worker's other tasks to another thread meanwhile (`block_in_place`): it saves
+        // the two thread switches of `spawn_blocking`, which cost as much as a whole
+        // call of a small plugin (docs/performance.md).
+        if tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
+        {
+            let outcome =
+                tokio::task::block_in_place(|| inner.invoke_blocking(&plugin, invocation, durable));
+            drop(slot);
+            return outcome;
+        }
+        tokio::task::spawn_blocking(move || {
+            let outcome = inner.invoke_blocking(&plugin, invocation, durable);
+            drop(slot);
+            outcome
+        })
+        .await
+        .map_err(|e| InvokeError::Internal(format!("invocation task failed: {e}")))?
     }
 
     /// Up to `limit` events of `community`'s stream after sequence number `after`.
@@ -613,59 +695,75 @@ impl Inner {
 
     fn invoke_blocking(
         &self,
-        plugin: &LoadedPlugin,
+        plugin: &Arc<LoadedPlugin>,
         inv: Invocation,
         durable: bool,
     ) -> Result<Outcome, InvokeError> {
         let limits = &self.config.limits;
         let namespace = Namespace::new(&inv.community, &inv.plugin);
         let lock = self.namespace_lock(&namespace);
-        let _serialised = lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let serialised = lock.lock().unwrap_or_else(PoisonError::into_inner);
 
         let config_json: Arc<str> = match &inv.config {
             Some(config) => config.to_string().into(),
             None => plugin.default_config_json.clone(),
         };
-        let stdout = MemoryOutputPipe::new(MAX_CAPTURED_OUTPUT);
-        let stderr = MemoryOutputPipe::new(MAX_CAPTURED_OUTPUT);
-        // WASI locked down: no preopens, no environment, no arguments, no network;
-        // stdout and stderr go to memory and then to the plugin's log.
-        let wasi = WasiCtxBuilder::new()
-            .stdout(stdout.clone())
-            .stderr(stderr.clone())
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
-        let now_ms = self.config.clock.now_ms();
-        let state = HostState {
-            wasi,
-            table: ResourceTable::new(),
-            limiter: limits::CallLimiter {
-                max_memory_bytes: limits.max_memory_bytes,
-                max_table_elements: 100_000,
-                memory_exceeded: false,
-            },
-            call: CallState {
-                namespace: namespace.clone(),
-                store: self.store.clone(),
-                manifest: plugin.manifest.clone(),
-                config_json,
-                operation: inv.operation.clone(),
-                request_id: inv.request_id.clone(),
-                writes: BTreeMap::new(),
-                write_bytes: 0,
-                events: Vec::new(),
-                logs: Vec::new(),
-                dropped_logs: 0,
-            },
+        let call = CallState {
+            namespace: namespace.clone(),
+            store: self.store.clone(),
+            manifest: plugin.manifest.clone(),
+            config_json,
+            operation: inv.operation.clone(),
+            request_id: inv.request_id.clone(),
+            writes: BTreeMap::new(),
+            write_bytes: 0,
+            events: Vec::new(),
+            logs: Vec::new(),
+            dropped_logs: 0,
         };
-        let mut store = wasmtime::Store::new(&self.engine, state);
-        store.limiter(|s| &mut s.limiter);
+        let reuse = plugin.manifest.manifest().instance_reuse;
+        let warm = match reuse {
+            Some(_) => self.take_warm(&namespace, plugin),
+            None => None,
+        };
+        let (mut store, mut pipes, calls, instance) = match warm {
+            Some(w) => {
+                let mut store = w.store;
+                store.data_mut().call = call;
+                store.data_mut().limiter.memory_exceeded = false;
+                (store, w.pipes, w.calls, Some(w.instance))
+            }
+            None => {
+                let pipes = Pipes::new();
+                // WASI locked down: no preopens, no environment, no arguments, no
+                // network; stdout and stderr go to memory and then to the plugin's log.
+                let wasi = WasiCtxBuilder::new()
+                    .stdout(pipes.stdout.clone())
+                    .stderr(pipes.stderr.clone())
+                    .allow_tcp(false)
+                    .allow_udp(false)
+                    .allow_ip_name_lookup(false)
+                    .build();
+                let state = HostState {
+                    wasi,
+                    table: ResourceTable::new(),
+                    limiter: limits::CallLimiter {
+                        max_memory_bytes: limits.max_memory_bytes,
+                        max_table_elements: 100_000,
+                        memory_exceeded: false,
+                    },
+                    call,
+                };
+                let mut store = wasmtime::Store::new(&self.engine, state);
+                store.limiter(|s| &mut s.limiter);
+                store.epoch_deadline_trap();
+                (store, pipes, 0, None)
+            }
+        };
         let ticks = limits.timeout.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) + 1;
         store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
-        store.epoch_deadline_trap();
 
+        let now_ms = self.config.clock.now_ms();
         let ctx = CallContext {
             community: inv.community.clone(),
             plugin: inv.plugin.clone(),
@@ -675,18 +773,28 @@ impl Inner {
             request_id: inv.request_id.clone(),
         };
         let input = inv.input.to_string();
-        let result = plugin.pre.instantiate(&mut store).and_then(|instance| {
-            instance.courtyard_plugin_handler().call_invoke(
-                &mut store,
-                &ctx,
-                &inv.operation,
-                &input,
-            )
-        });
+        let instance = match instance {
+            Some(i) => Ok(i),
+            None => plugin.pre.instantiate(&mut store),
+        };
+        let (instance, result) = match instance {
+            Ok(i) => {
+                let r = i.courtyard_plugin_handler().call_invoke(
+                    &mut store,
+                    &ctx,
+                    &inv.operation,
+                    &input,
+                );
+                (Some(i), r)
+            }
+            Err(e) => (None, Err(e)),
+        };
+        // The guest returned (with `ok` or with its own error): its instance is sound.
+        // After a trap or a limit hit it is not, and is dropped.
+        let returned = result.is_ok();
 
-        // stdout and stderr become log records, whatever the outcome.
-        let stderr_text = String::from_utf8_lossy(&stderr.contents()).into_owned();
-        let stdout_text = String::from_utf8_lossy(&stdout.contents()).into_owned();
+        // This call's stdout and stderr become log records, whatever the outcome.
+        let (stdout_text, stderr_text) = pipes.take_new();
         let call = &mut store.data_mut().call;
         for line in stdout_text.lines().filter(|l| !l.trim().is_empty()) {
             call.record(
@@ -702,7 +810,58 @@ impl Inner {
                 vec![("stream".into(), "stderr".into())],
             );
         }
+        let memory_exceeded = store.data().limiter.memory_exceeded;
+        let data = store.data_mut().take_call();
+        let outcome = self.finish(
+            plugin,
+            &inv,
+            now_ms,
+            data,
+            result,
+            memory_exceeded,
+            &stderr_text,
+        );
 
+        if returned
+            && let (Some(reuse), Some(instance)) = (reuse, instance)
+            && calls + 1 < reuse.max_calls
+            && !pipes.nearly_full()
+        {
+            self.put_warm(
+                namespace,
+                WarmInstance {
+                    plugin: plugin.clone(),
+                    store,
+                    instance,
+                    pipes,
+                    calls: calls + 1,
+                    last_used: 0,
+                },
+            );
+        }
+        drop(serialised);
+        let outcome = outcome?;
+        // Durable before the caller hears "ok". Concurrent calls share the flush.
+        if durable {
+            self.store.sync()?;
+        }
+        Ok(outcome)
+    }
+
+    /// Turns what the guest returned into the call's outcome, and commits its writes
+    /// and events if it succeeded.
+    #[allow(clippy::too_many_arguments)]
+    fn finish(
+        &self,
+        plugin: &LoadedPlugin,
+        inv: &Invocation,
+        now_ms: i64,
+        data: CallState,
+        result: wasmtime::Result<Result<String, WitPluginError>>,
+        memory_exceeded: bool,
+        stderr_text: &str,
+    ) -> Result<Outcome, InvokeError> {
+        let limits = &self.config.limits;
         let (plugin_name, operation) = (inv.plugin.clone(), inv.operation.clone());
         let output = match result {
             Ok(Ok(output)) => output,
@@ -722,14 +881,13 @@ impl Inner {
                 });
             }
             Err(error) => {
-                let memory_exceeded = store.data().limiter.memory_exceeded;
                 let err = classify(
                     error,
                     memory_exceeded,
                     limits,
                     plugin_name,
                     operation,
-                    &stderr_text,
+                    stderr_text,
                 );
                 tracing::warn!(community = %inv.community, request_id = %inv.request_id, error = %err, "plugin call failed");
                 return Err(err);
@@ -753,10 +911,14 @@ impl Inner {
             return Err(err);
         }
 
-        let mut data = store.into_data().call;
-        let writes = std::mem::take(&mut data.writes);
-        let events: Vec<EmittedEvent> = data
-            .events
+        let CallState {
+            namespace,
+            writes,
+            events,
+            logs,
+            ..
+        } = data;
+        let events: Vec<EmittedEvent> = events
             .into_iter()
             .map(|e| EmittedEvent {
                 kind: e.kind,
@@ -782,16 +944,48 @@ impl Inner {
         if !batch.is_empty() {
             self.store.commit(batch)?;
         }
-        drop(_serialised);
-        // Durable before the caller hears "ok". Concurrent calls share the flush.
-        if durable {
-            self.store.sync()?;
-        }
         Ok(Outcome {
             output,
-            logs: data.logs,
+            logs,
             events,
         })
+    }
+
+    /// The warm instance of `namespace`, if there is one of this very plugin (a
+    /// reloaded plugin's old instances are dropped).
+    fn take_warm(&self, namespace: &Namespace, plugin: &Arc<LoadedPlugin>) -> Option<WarmInstance> {
+        let warm = self
+            .warm
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(namespace)?;
+        Arc::ptr_eq(&warm.plugin, plugin).then_some(warm)
+    }
+
+    /// Keeps an instance for the next call of its namespace; the least recently used
+    /// one goes when the pool is full.
+    fn put_warm(&self, namespace: Namespace, mut instance: WarmInstance) {
+        let max = self.config.limits.max_warm_instances as usize;
+        if max == 0 {
+            return;
+        }
+        instance.last_used = self.warm_clock.fetch_add(1, Ordering::Relaxed);
+        let evicted = {
+            let mut warm = self.warm.lock().unwrap_or_else(PoisonError::into_inner);
+            let evicted = if warm.len() >= max && !warm.contains_key(&namespace) {
+                let oldest = warm
+                    .iter()
+                    .min_by_key(|(_, w)| w.last_used)
+                    .map(|(ns, _)| ns.clone());
+                oldest.and_then(|ns| warm.remove(&ns))
+            } else {
+                None
+            };
+            warm.insert(namespace, instance);
+            evicted
+        };
+        // Dropped outside the lock.
+        drop(evicted);
     }
 }
 

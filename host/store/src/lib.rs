@@ -142,6 +142,11 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// appends, in order. Readers see it at once; it is durable after the next
     /// [`Store::sync`] returns.
     ///
+    /// Batches become durable in commit order: after a crash, if a batch survived, so
+    /// did every batch committed before it. (The workflow engine relies on this: a
+    /// step's record, committed after the plugin call's batch, is never durable
+    /// without it.)
+    ///
     /// Queue entries become visible in sequence order: a reader that has seen entry
     /// `n` of a queue will never later see an entry below `n` appear, so a consumer
     /// may keep a cursor.
@@ -149,6 +154,9 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
 
     /// Returns once every batch committed before this call is durable on disk.
     fn sync(&self) -> Result<(), StoreError>;
+
+    /// The sequence number of the last entry of `queue`, if it has any.
+    fn queue_last(&self, queue: &QueueName) -> Result<Option<u64>, StoreError>;
 
     /// Up to `limit` entries of `queue` with a sequence number above `after`.
     fn read_queue(

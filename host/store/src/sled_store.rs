@@ -158,6 +158,15 @@ impl Store for SledStore {
             .sync(|| self.db.flush().map(|_| ()).map_err(backend))
     }
 
+    fn queue_last(&self, queue: &QueueName) -> Result<Option<u64>, StoreError> {
+        match self.queue_tree(queue)?.last().map_err(backend)? {
+            Some((k, _)) => Ok(Some(u64::from_be_bytes(
+                k.as_ref().try_into().map_err(backend)?,
+            ))),
+            None => Ok(None),
+        }
+    }
+
     fn read_queue(
         &self,
         queue: &QueueName,

@@ -215,6 +215,13 @@ fn commit_returns_the_sequence_numbers_of_its_appends() {
         .collect();
     assert_eq!(seqs, read);
     assert!(seqs[0] < seqs[1]);
+    assert_eq!(store.queue_last(&q).expect("last"), Some(seqs[1]));
+    assert_eq!(
+        store
+            .queue_last(&QueueName::events("sunjia"))
+            .expect("last"),
+        None
+    );
 }
 
 /// A consumer keeps a cursor (the last sequence number it handled): entries must

@@ -108,18 +108,22 @@ pub struct Schedule {
 }
 
 impl Schedule {
-    /// Parses a 5- or 6-field crontab line in `time_zone`.
+    /// Parses a 5- or 6-field crontab line in `time_zone`. Day-of-week numbers are
+    /// crontab's (0 or 7 is Sunday, 1 Monday … 6 Saturday); names (`MON-FRI`) work too.
     pub fn parse(line: &str, time_zone: &str, missed: MissedFires) -> Result<Self, String> {
-        let fields = line.split_whitespace().count();
-        let six = match fields {
-            5 => format!("0 {line}"),
-            6 => line.to_owned(),
-            n => {
-                return Err(format!(
-                    "a schedule has 5 fields (minute hour day-of-month month day-of-week) or 6 (seconds first), not {n}"
-                ));
-            }
-        };
+        let mut fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.len() == 5 {
+            fields.insert(0, "0");
+        }
+        if fields.len() != 6 {
+            return Err(format!(
+                "a schedule has 5 fields (minute hour day-of-month month day-of-week) or 6 (seconds first), not {}",
+                line.split_whitespace().count()
+            ));
+        }
+        let day_of_week = crontab_days_of_week(fields[5])
+            .map_err(|m| format!("invalid schedule {line:?}: day of week: {m}"))?;
+        let six = format!("{} {day_of_week}", fields[..5].join(" "));
         let schedule = cron::Schedule::from_str(&six)
             .map_err(|e| format!("invalid schedule {line:?}: {e}"))?;
         let time_zone = chrono_tz::Tz::from_str(time_zone).map_err(|_| {
@@ -133,6 +137,24 @@ impl Schedule {
         })
     }
 
+    /// The last fire at or before `at_ms` (Unix milliseconds).
+    pub fn last_at_or_before(&self, at_ms: i64) -> Option<i64> {
+        use chrono::TimeZone;
+        // Fires are whole seconds: start a second later and step back.
+        let probe = self
+            .time_zone
+            .timestamp_millis_opt(at_ms.saturating_add(1000))
+            .single()?;
+        let mut earlier = self.schedule.after(&probe);
+        for _ in 0..4 {
+            let t = earlier.next_back()?.timestamp_millis();
+            if t <= at_ms {
+                return Some(t);
+            }
+        }
+        None
+    }
+
     /// The first fire strictly after `after_ms` (Unix milliseconds).
     pub fn next_after(&self, after_ms: i64) -> Option<i64> {
         use chrono::TimeZone;
@@ -142,6 +164,55 @@ impl Schedule {
             .next()
             .map(|t| t.timestamp_millis())
     }
+}
+
+/// Rewrites crontab's day-of-week numbers (0 or 7 Sunday … 6 Saturday) into the
+/// `cron` crate's (1 Sunday … 7 Saturday); names and `*`/`?` pass unchanged.
+fn crontab_days_of_week(field: &str) -> Result<String, String> {
+    let number = |t: &str| -> Result<Option<u32>, String> {
+        if t.chars().all(|c| c.is_ascii_digit()) && !t.is_empty() {
+            let n: u32 = t.parse().map_err(|_| format!("{t:?} is not a day"))?;
+            if n > 7 {
+                return Err(format!("{n} is not a day (0 or 7 is Sunday, 6 Saturday)"));
+            }
+            Ok(Some(n))
+        } else {
+            Ok(None)
+        }
+    };
+    let mut items = Vec::new();
+    for item in field.split(',') {
+        let (range, step) = match item.split_once('/') {
+            Some((r, s)) => (r, Some(s)),
+            None => (item, None),
+        };
+        let step = step.map(|s| format!("/{s}")).unwrap_or_default();
+        match range.split_once('-') {
+            Some((a, b)) => match (number(a)?, number(b)?) {
+                (Some(a), Some(b)) => {
+                    let a = if a == 7 { 0 } else { a };
+                    if b == 7 && a > 0 && step.is_empty() {
+                        // `5-7` is Friday to Sunday: Friday-Saturday, and Sunday.
+                        items.push(format!("{}-7", a + 1));
+                        items.push("1".to_owned());
+                    } else {
+                        let b = if b == 7 { 6 } else { b };
+                        if a > b {
+                            return Err(format!("{range:?} runs backwards"));
+                        }
+                        items.push(format!("{}-{}{step}", a + 1, b + 1));
+                    }
+                }
+                (None, None) => items.push(item.to_owned()),
+                _ => return Err(format!("{range:?} mixes a number and a name")),
+            },
+            None => match number(range)? {
+                Some(n) => items.push(format!("{}{step}", if n == 7 { 1 } else { n + 1 })),
+                None => items.push(item.to_owned()),
+            },
+        }
+    }
+    Ok(items.join(","))
 }
 
 /// A checked trigger.
@@ -239,6 +310,9 @@ impl CompiledWorkflow {
     }
 }
 
+/// The most steps a workflow has.
+pub const MAX_STEPS: usize = 100;
+
 /// The variables every expression can read.
 const COMMON_VARIABLES: [&str; 6] = ["trigger", "steps", "vars", "community", "config", "run"];
 
@@ -251,6 +325,38 @@ pub fn compile(
     default_time_zone: &str,
 ) -> Result<CompiledWorkflow, Vec<Problem>> {
     let mut problems = Vec::new();
+
+    if !(1..=MAX_STEPS).contains(&document.steps.len()) {
+        problems.push(problem(
+            "steps",
+            format!(
+                "a workflow has 1 to {MAX_STEPS} steps, not {}",
+                document.steps.len()
+            ),
+        ));
+        return Err(problems);
+    }
+    for (path, text, max) in [
+        ("title", document.title.as_deref(), 200),
+        ("description", document.description.as_deref(), 4000),
+    ] {
+        if text.is_some_and(|t| t.chars().count() > max) {
+            problems.push(problem(path, format!("at most {max} characters")));
+        }
+    }
+    if let Trigger::Cron(c) = &document.trigger
+        && c.schedule.len() > 200
+    {
+        problems.push(problem("trigger.cron.schedule", "at most 200 characters"));
+    }
+    for (i, step) in document.steps.iter().enumerate() {
+        if step.title.as_ref().is_some_and(|t| t.chars().count() > 200) {
+            problems.push(problem(
+                format!("steps[{i}].title"),
+                "at most 200 characters",
+            ));
+        }
+    }
 
     for key in document.vars.keys() {
         if StepId::new(key.clone()).is_err() || key == "end" {
@@ -528,6 +634,15 @@ fn check_references(
     problems: &mut Vec<Problem>,
 ) {
     let refs = cel.references();
+    if refs.nesting > 1 {
+        problems.push(problem(
+            path,
+            format!(
+                "`{}` nests a list macro (all, exists, exists_one, filter, map) inside another; one level is allowed, so that an expression's cost stays linear in its input",
+                cel.source()
+            ),
+        ));
+    }
     for var in &refs.variables {
         if !COMMON_VARIABLES.contains(&var.as_str()) && !extra.contains(&var.as_str()) {
             let mut known: Vec<&str> = COMMON_VARIABLES.to_vec();
@@ -748,6 +863,89 @@ mod tests {
             errs[1].starts_with("steps[1]: a step has exactly one of"),
             "{errs:?}"
         );
+    }
+
+    #[test]
+    fn day_of_week_numbers_are_crontab_numbers() {
+        // 2026-11-28 is a Saturday; 00:00 UTC.
+        let saturday = 1_795_824_000_000;
+        let day = 24 * 3_600_000;
+        let nine = 9 * 3_600_000;
+        let next = |line: &str| {
+            Schedule::parse(line, "UTC", MissedFires::RunOnce)
+                .unwrap_or_else(|e| panic!("{line}: {e}"))
+                .next_after(saturday)
+        };
+        assert_eq!(
+            next("0 9 * * 1"),
+            Some(saturday + 2 * day + nine),
+            "1 is Monday"
+        );
+        assert_eq!(next("0 9 * * MON"), Some(saturday + 2 * day + nine));
+        assert_eq!(
+            next("0 9 * * 0"),
+            Some(saturday + day + nine),
+            "0 is Sunday"
+        );
+        assert_eq!(
+            next("0 9 * * 7"),
+            Some(saturday + day + nine),
+            "7 is Sunday too"
+        );
+        assert_eq!(next("0 9 * * 6"), Some(saturday + nine), "6 is Saturday");
+        assert_eq!(
+            next("0 9 * * 1-5"),
+            Some(saturday + 2 * day + nine),
+            "weekdays"
+        );
+        assert_eq!(
+            next("0 9 * * 5-7"),
+            Some(saturday + nine),
+            "Friday to Sunday"
+        );
+        assert_eq!(
+            next("0 0 9 * * 1,3"),
+            Some(saturday + 2 * day + nine),
+            "6 fields alike"
+        );
+        assert!(Schedule::parse("0 9 * * 8", "UTC", MissedFires::RunOnce).is_err());
+        assert!(Schedule::parse("0 9 * * 5-2", "UTC", MissedFires::RunOnce).is_err());
+    }
+
+    #[test]
+    fn the_last_fire_is_found_without_counting_the_fires() {
+        let s = Schedule::parse("* * * * * *", "UTC", MissedFires::RunOnce).expect("every second");
+        let t0 = 1_795_824_000_000;
+        let two_days = 2 * 24 * 3_600_000;
+        assert_eq!(s.last_at_or_before(t0 + two_days), Some(t0 + two_days));
+        assert_eq!(
+            s.last_at_or_before(t0 + two_days + 500),
+            Some(t0 + two_days)
+        );
+        let nightly =
+            Schedule::parse("0 2 * * *", "Asia/Shanghai", MissedFires::RunOnce).expect("nightly");
+        // 02:00 in Shanghai is 18:00 UTC.
+        assert_eq!(
+            nightly.last_at_or_before(t0 + 18 * 3_600_000 - 1),
+            Some(t0 - 6 * 3_600_000)
+        );
+    }
+
+    #[test]
+    fn nested_list_macros_and_oversized_documents_are_refused() {
+        let errs = check("version: 1\ntrigger: {event: {kind: a.b, when: 'trigger.payload.l.all(x, trigger.payload.l.exists(y, x == y))'}}\nsteps: [{id: a, delay: 1s}]\n").expect_err("nested");
+        assert!(errs[0].contains("nests a list macro"), "{errs:?}");
+        check("version: 1\ntrigger: {event: {kind: a.b, when: 'trigger.payload.l.all(x, x > 1) && trigger.payload.l.exists(y, y > 2)'}}\nsteps: [{id: a, delay: 1s}]\n").expect("side by side is fine");
+        let errs = check("version: 1\ntrigger: {manual: {}}\nsteps: []\n").expect_err("no steps");
+        assert_eq!(errs, ["steps: a workflow has 1 to 100 steps, not 0"]);
+        let many: String = (0..101)
+            .map(|i| format!("  - {{id: s{i}, delay: 1s}}\n"))
+            .collect();
+        let errs = check(&format!(
+            "version: 1\ntrigger: {{manual: {{}}}}\nsteps:\n{many}"
+        ))
+        .expect_err("101 steps");
+        assert_eq!(errs, ["steps: a workflow has 1 to 100 steps, not 101"]);
     }
 
     #[test]

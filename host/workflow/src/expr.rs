@@ -15,7 +15,14 @@ use std::sync::Arc;
 pub struct Cel {
     source: Arc<str>,
     program: Arc<cel::Program>,
+    /// The top-level variables it reads: only these are converted for an evaluation.
+    variables: Arc<[String]>,
 }
+
+/// CEL's standard library, built once: building it takes longer than evaluating a
+/// typical condition.
+static STDLIB: std::sync::LazyLock<Arc<cel::Env>> =
+    std::sync::LazyLock::new(|| Arc::new(cel::Env::stdlib()));
 
 impl std::fmt::Debug for Cel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -30,6 +37,8 @@ pub struct References {
     pub variables: BTreeSet<String>,
     /// Step ids read through `steps.<id>` or `steps["<id>"]`.
     pub steps: BTreeSet<String>,
+    /// How deep list macros (comprehensions) nest: 0 for none, 1 for `l.all(x, …)`.
+    pub nesting: usize,
 }
 
 impl Cel {
@@ -45,10 +54,13 @@ impl Cel {
                 .collect::<Vec<_>>()
                 .join(" ")
         })?;
-        Ok(Self {
+        let mut cel = Self {
             source: source.into(),
             program: Arc::new(program),
-        })
+            variables: Arc::from(Vec::new()),
+        };
+        cel.variables = cel.references().variables.into_iter().collect();
+        Ok(cel)
     }
 
     /// The source text.
@@ -60,15 +72,17 @@ impl Cel {
     pub fn references(&self) -> References {
         let mut refs = References::default();
         let mut bound = BTreeSet::new();
-        walk(self.program.expression(), &mut bound, &mut refs);
+        walk(self.program.expression(), &mut bound, &mut refs, 0);
         refs
     }
 
     /// Evaluates the expression over `vars`.
     pub fn eval(&self, vars: &Vars) -> Result<Value, String> {
-        let mut ctx = cel::Context::default();
-        for (name, value) in &vars.0 {
-            ctx.add_variable_from_value(name.clone(), to_cel(value));
+        let mut ctx = cel::Context::with_env(STDLIB.clone());
+        for name in self.variables.iter() {
+            if let Some(value) = vars.0.get(name) {
+                ctx.add_variable_from_value(name.clone(), to_cel(value));
+            }
         }
         let value = self
             .program
@@ -101,7 +115,7 @@ fn kind_of(v: &Value) -> &'static str {
     }
 }
 
-fn walk(e: &IdedExpr, bound: &mut BTreeSet<String>, refs: &mut References) {
+fn walk(e: &IdedExpr, bound: &mut BTreeSet<String>, refs: &mut References, depth: usize) {
     match &e.expr {
         Expr::Ident(name) => {
             if !bound.contains(name) {
@@ -115,7 +129,7 @@ fn walk(e: &IdedExpr, bound: &mut BTreeSet<String>, refs: &mut References) {
             {
                 refs.steps.insert(select.field.clone());
             }
-            walk(&select.operand, bound, refs);
+            walk(&select.operand, bound, refs, depth);
         }
         Expr::Call(call) => {
             // steps["x"]
@@ -129,50 +143,52 @@ fn walk(e: &IdedExpr, bound: &mut BTreeSet<String>, refs: &mut References) {
                 refs.steps.insert(s.to_string());
             }
             if let Some(target) = &call.target {
-                walk(target, bound, refs);
+                walk(target, bound, refs, depth);
             }
             for arg in &call.args {
-                walk(arg, bound, refs);
+                walk(arg, bound, refs, depth);
             }
         }
         Expr::Comprehension(c) => {
-            walk(&c.iter_range, bound, refs);
-            walk(&c.accu_init, bound, refs);
+            walk(&c.iter_range, bound, refs, depth);
+            walk(&c.accu_init, bound, refs, depth);
+            let depth = depth + 1;
+            refs.nesting = refs.nesting.max(depth);
             let mut inner = bound.clone();
             inner.insert(c.iter_var.clone());
             if let Some(v) = &c.iter_var2 {
                 inner.insert(v.clone());
             }
             inner.insert(c.accu_var.clone());
-            walk(&c.loop_cond, &mut inner, refs);
-            walk(&c.loop_step, &mut inner, refs);
-            walk(&c.result, &mut inner, refs);
+            walk(&c.loop_cond, &mut inner, refs, depth);
+            walk(&c.loop_step, &mut inner, refs, depth);
+            walk(&c.result, &mut inner, refs, depth);
         }
         Expr::List(list) => {
             for el in &list.elements {
-                walk(el, bound, refs);
+                walk(el, bound, refs, depth);
             }
         }
         Expr::Map(map) => {
             for entry in &map.entries {
-                walk_entry(&entry.expr, bound, refs);
+                walk_entry(&entry.expr, bound, refs, depth);
             }
         }
         Expr::Struct(st) => {
             for entry in &st.entries {
-                walk_entry(&entry.expr, bound, refs);
+                walk_entry(&entry.expr, bound, refs, depth);
             }
         }
         Expr::Literal(_) | Expr::Unspecified => {}
     }
 }
 
-fn walk_entry(e: &EntryExpr, bound: &mut BTreeSet<String>, refs: &mut References) {
+fn walk_entry(e: &EntryExpr, bound: &mut BTreeSet<String>, refs: &mut References, depth: usize) {
     match e {
-        EntryExpr::StructField(f) => walk(&f.value, bound, refs),
+        EntryExpr::StructField(f) => walk(&f.value, bound, refs, depth),
         EntryExpr::MapEntry(m) => {
-            walk(&m.key, bound, refs);
-            walk(&m.value, bound, refs);
+            walk(&m.key, bound, refs, depth);
+            walk(&m.value, bound, refs, depth);
         }
     }
 }

@@ -49,6 +49,27 @@ pub(crate) struct CallState {
     pub(crate) dropped_logs: usize,
 }
 
+impl HostState {
+    /// Takes what the call did out of the state, leaving an empty call in its place
+    /// (the state may serve a further call of a reused instance).
+    pub(crate) fn take_call(&mut self) -> CallState {
+        let empty = CallState {
+            namespace: self.call.namespace.clone(),
+            store: self.call.store.clone(),
+            manifest: self.call.manifest.clone(),
+            config_json: self.call.config_json.clone(),
+            operation: String::new(),
+            request_id: String::new(),
+            writes: BTreeMap::new(),
+            write_bytes: 0,
+            events: Vec::new(),
+            logs: Vec::new(),
+            dropped_logs: 0,
+        };
+        std::mem::replace(&mut self.call, empty)
+    }
+}
+
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {

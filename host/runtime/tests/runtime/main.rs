@@ -438,7 +438,18 @@ async fn the_sandbox_has_no_environment_files_or_sockets() {
 #[test]
 fn every_fixture_operation_has_a_test() {
     let covered = [
-        "ok", "spin", "hog", "crash", "recurse", "write", "read", "chatter", "now", "probe", "lie",
+        "ok",
+        "spin",
+        "hog",
+        "crash",
+        "recurse",
+        "write",
+        "read",
+        "chatter",
+        "now",
+        "probe",
+        "lie",
+        "instance-calls",
     ];
     let manifest =
         courtyard_registry::PreparedManifest::parse(MISBEHAVE.manifest).expect("manifest");
@@ -448,4 +459,151 @@ fn every_fixture_operation_has_a_test() {
             "fixture operation {op} has no test"
         );
     }
+}
+
+async fn instance_calls(rt: &Runtime, community: &str) -> u64 {
+    ok(rt, community, "misbehave", "instance-calls", json!({}))
+        .await
+        .output["calls"]
+        .as_u64()
+        .expect("calls")
+}
+
+/// misbehave's manifest allows 3 calls per instance: an instance counts its calls in
+/// linear memory, so the count shows which instance served a call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reusable_instance_serves_one_community_until_its_limit_or_a_trap() {
+    let (rt, _dir) = fresh(limits());
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        seen.push(instance_calls(&rt, "nanhu").await);
+    }
+    assert_eq!(seen, [1, 2, 3, 1], "three calls, then a fresh instance");
+    assert_eq!(
+        instance_calls(&rt, "sunjia").await,
+        1,
+        "never across communities"
+    );
+    assert_eq!(instance_calls(&rt, "nanhu").await, 2);
+
+    // A plugin error leaves the instance sound: it is kept.
+    let e = fail(
+        &rt,
+        "nanhu",
+        "misbehave",
+        "write",
+        json!({"key": "k", "value": "v", "fail": "conflict"}),
+    )
+    .await;
+    assert!(
+        matches!(
+            e,
+            InvokeError::Plugin {
+                kind: PluginErrorKind::Conflict,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert_eq!(
+        instance_calls(&rt, "nanhu").await,
+        1,
+        "the failed call was the third"
+    );
+    // A trap or a limit hit discards it.
+    fail(&rt, "nanhu", "misbehave", "crash", json!({})).await;
+    assert_eq!(instance_calls(&rt, "nanhu").await, 1, "after a trap");
+    fail(&rt, "nanhu", "misbehave", "spin", json!({})).await;
+    assert_eq!(instance_calls(&rt, "nanhu").await, 1, "after a timeout");
+    fail(&rt, "nanhu", "misbehave", "hog", json!({})).await;
+    assert_eq!(
+        instance_calls(&rt, "nanhu").await,
+        1,
+        "after the memory cap"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reused_instance_still_gets_its_deadline_and_logs_per_call() {
+    let (rt, _dir) = fresh(limits());
+    assert_eq!(instance_calls(&rt, "nanhu").await, 1);
+    // The second call on the same instance: only its own output is in its logs.
+    let first = ok(&rt, "nanhu", "misbehave", "chatter", json!({})).await;
+    let second = ok(&rt, "nanhu", "misbehave", "chatter", json!({})).await;
+    assert_eq!(first.logs.len(), second.logs.len(), "{:?}", second.logs);
+    assert_eq!(first.logs, second.logs);
+    // A fresh deadline on every call of a reused instance.
+    assert_eq!(instance_calls(&rt, "sunjia").await, 1);
+    assert!(matches!(
+        fail(&rt, "sunjia", "misbehave", "spin", json!({})).await,
+        InvokeError::Timeout { .. }
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_warm_instances_means_a_fresh_instance_per_call() {
+    let (rt, _dir) = fresh(Limits {
+        max_warm_instances: 0,
+        ..limits()
+    });
+    for _ in 0..3 {
+        assert_eq!(instance_calls(&rt, "nanhu").await, 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_least_recently_used_warm_instance_makes_room() {
+    let (rt, _dir) = fresh(Limits {
+        max_warm_instances: 2,
+        ..limits()
+    });
+    assert_eq!(instance_calls(&rt, "nanhu").await, 1);
+    assert_eq!(instance_calls(&rt, "sunjia").await, 1);
+    assert_eq!(
+        instance_calls(&rt, "nanhu").await,
+        2,
+        "nanhu's instance is warm"
+    );
+    assert_eq!(
+        instance_calls(&rt, "beigong-east").await,
+        1,
+        "evicts sunjia's, the older"
+    );
+    assert_eq!(
+        instance_calls(&rt, "sunjia").await,
+        1,
+        "sunjia's was evicted"
+    );
+    assert_eq!(instance_calls(&rt, "beigong-east").await, 2);
+}
+
+/// A caller that stops waiting (a workflow step's timeout, a client that hangs up)
+/// does not free the call's slot while the call still runs. (On a current-thread
+/// runtime, where calls run on the blocking pool and a caller can stop waiting
+/// mid-call; on a multi-threaded one a call runs in the caller's `poll`, to its end.)
+#[tokio::test(flavor = "current_thread")]
+async fn an_abandoned_call_keeps_its_slot_until_it_ends() {
+    // One slot, and no warm instances: the pool has room for one instance only.
+    let (rt, _dir) = fresh(Limits {
+        max_concurrency: 1,
+        max_warm_instances: 0,
+        ..limits()
+    });
+    let spin = rt.invoke(call("nanhu", "misbehave", "spin", json!({})));
+    assert!(
+        tokio::time::timeout(Duration::from_millis(20), spin)
+            .await
+            .is_err()
+    );
+    // The spinning call holds the only slot until its deadline; this one waits for it
+    // instead of failing to get an instance.
+    let out = ok(
+        &rt,
+        "nanhu",
+        "counter",
+        "increment",
+        json!({ "name": "after" }),
+    )
+    .await;
+    assert_eq!(out.output["value"], 1);
 }

@@ -52,6 +52,14 @@ pub const NAMESPACE: &str = "$workflows";
 pub const MAX_EVENT_BYTES: usize = 64 * 1024;
 /// Events read per dispatch batch.
 const DISPATCH_BATCH: usize = 256;
+/// Pages of events one dispatch handles before it lets timers and waits of the
+/// community in (it comes back at once).
+const DISPATCH_PAGES: usize = 4;
+/// A schedule's fire is "late", and counts as missed, when it is handled more than this
+/// after its instant.
+const LATE_FIRE_MS: i64 = 60_000;
+/// How often open runs are checked for one that no task is driving (after an error).
+const SWEEP_EVERY: Duration = Duration::from_secs(30);
 
 /// How the engine runs.
 #[derive(Debug, Clone)]
@@ -198,6 +206,8 @@ struct Inner {
     active: Mutex<HashMap<(String, String), bool>>,
     compiled: Mutex<HashMap<(String, String, u64), Arc<CompiledWorkflow>>>,
     next_id: AtomicU64,
+    /// Random per process, for run ids.
+    id_salt: u32,
 }
 
 /// The workflow engine. Cheap to clone; clones share everything.
@@ -331,7 +341,8 @@ impl Engine {
                 wake: tokio::sync::Notify::new(),
                 active: Mutex::default(),
                 compiled: Mutex::default(),
-                next_id: AtomicU64::new(u64::from(std::process::id()) << 20),
+                next_id: AtomicU64::new(0),
+                id_salt: random_u32(),
             }),
         };
         for (id, community) in &engine.inner.communities {
@@ -419,7 +430,13 @@ impl Engine {
             .map(|i| i.record.clone());
         let record = WorkflowRecord {
             name: name.to_string(),
-            revision: previous.as_ref().map_or(1, |p| p.revision + 1),
+            // Revisions only grow, even across a removal: runs of an old revision keep
+            // following its document.
+            revision: previous
+                .as_ref()
+                .map_or(0, |p| p.revision)
+                .max(self.inner.last_revision(community, name.as_str())?)
+                + 1,
             enabled: previous.as_ref().is_none_or(|p| p.enabled),
             document,
             created_ms: previous.as_ref().map_or(now, |p| p.created_ms),
@@ -585,7 +602,7 @@ impl Engine {
         if !installed.record.enabled {
             return Err(WorkflowError::Disabled(name.to_owned()));
         }
-        let since = self.inner.cursor(community)?;
+        let since = self.inner.stream_tail(community)?;
         let run = self
             .inner
             .new_run(&installed, RunTrigger::Manual { input }, 0, since);
@@ -643,7 +660,11 @@ impl Engine {
                 // The id check and the append are one step per community; the flush
                 // below is shared with concurrent callers, outside the lock.
                 let guard = c.ingest.lock().await;
-                let fingerprint = json!({"kind": event.kind, "payload": event.payload}).to_string();
+                let fingerprint = {
+                    use sha2::Digest as _;
+                    let text = json!({"kind": event.kind, "payload": event.payload}).to_string();
+                    hex::encode(sha2::Sha256::digest(text.as_bytes()))
+                };
                 let key = format!("evid/{id}");
                 if let Some(seen) = self.inner.store.get(&ns(community), &key)? {
                     let seen: String = from_bytes(&seen)?;
@@ -827,6 +848,23 @@ impl Inner {
             .transpose()
     }
 
+    /// The highest revision of `name` ever stored in the community.
+    fn last_revision(&self, community: &str, name: &str) -> Result<u64, WorkflowError> {
+        let prefix = format!("rev/{name}/");
+        Ok(self
+            .store
+            .scan_back(&ns(community), &prefix, None, 1)?
+            .first()
+            .and_then(|(key, _)| key[prefix.len()..].parse().ok())
+            .unwrap_or(0))
+    }
+
+    /// The last event in the community's stream: a run started now waits only for
+    /// events after it.
+    fn stream_tail(&self, community: &str) -> Result<Option<u64>, WorkflowError> {
+        Ok(self.store.queue_last(&QueueName::events(community))?)
+    }
+
     /// Whether the stream has events not dispatched yet.
     fn undispatched(&self, community: &str) -> Result<bool, WorkflowError> {
         let cursor = self.cursor(community)?;
@@ -904,9 +942,11 @@ impl Inner {
         since_seq: Option<u64>,
     ) -> RunRecord {
         let now = self.clock.now_ms();
-        let n = self.next_id.fetch_add(1, Ordering::Relaxed) & 0xff_ffff;
+        let n = self.next_id.fetch_add(1, Ordering::Relaxed) & 0xffff;
         RunRecord {
-            id: format!("{:011x}{n:06x}", now.max(0)),
+            // Time first (ids sort by creation), then a per-process random part and a
+            // counter: unique even if the clock steps back across a restart.
+            id: format!("{:011x}{:08x}{n:04x}", now.max(0), self.id_salt),
             workflow: installed.record.name.clone(),
             revision: installed.record.revision,
             status: RunStatus::Running,
@@ -1037,7 +1077,14 @@ impl Inner {
         let step = &wf.steps[index];
         let now = self.clock.now_ms();
         let vars = self.run_vars(community, &wf, &run);
-        if let Some(when) = &step.when {
+        // A call step that had started before a crash (or is between retries) goes on
+        // with the input it was given; its condition is not asked again.
+        let resumed = run
+            .steps
+            .last()
+            .filter(|s| s.id == step.id.as_str() && s.status == StepStatus::Running)
+            .cloned();
+        if let Some(when) = step.when.as_ref().filter(|_| resumed.is_none()) {
             match when.test(&vars) {
                 Ok(true) => {}
                 Ok(false) => {
@@ -1086,29 +1133,50 @@ impl Inner {
                 retry,
                 timeout,
             } => {
-                let input = match input.render(&vars) {
-                    Ok(v) => v,
-                    Err(e) => {
-                        self.step_failed(
-                            community,
-                            &mut run,
-                            step,
-                            now,
-                            "expression",
-                            format!("input: {e}"),
-                            0,
-                            None,
-                        )?;
-                        return Ok(Next::Continue);
+                let (input, mut attempts, now) = match &resumed {
+                    Some(r) => (
+                        r.input.clone().unwrap_or(Value::Null),
+                        r.attempts,
+                        r.started_ms,
+                    ),
+                    None => {
+                        let input = match input.render(&vars) {
+                            Ok(v) => v,
+                            Err(e) => {
+                                self.step_failed(
+                                    community,
+                                    &mut run,
+                                    step,
+                                    now,
+                                    "expression",
+                                    format!("input: {e}"),
+                                    0,
+                                    None,
+                                )?;
+                                return Ok(Next::Continue);
+                            }
+                        };
+                        // The input is recorded before the first attempt, so that a call
+                        // repeated after a crash sends exactly the same input with the
+                        // same idempotency key (batches are durable in order: if the
+                        // call's effect survived, so did this record).
+                        run.steps.push(StepRecord {
+                            id: step.id.to_string(),
+                            status: StepStatus::Running,
+                            attempts: 0,
+                            input: Some(input.clone()),
+                            output: None,
+                            error: None,
+                            started_ms: now,
+                            finished_ms: None,
+                        });
+                        run.updated_ms = now;
+                        let mut w = Writes::new(community);
+                        w.run(&run)?;
+                        self.commit(w)?;
+                        (input, 0, now)
                     }
                 };
-                let previous_attempts = match run.steps.last() {
-                    Some(s) if s.id == step.id.as_str() && s.status == StepStatus::Running => {
-                        s.attempts
-                    }
-                    _ => 0,
-                };
-                let mut attempts = previous_attempts;
                 loop {
                     attempts += 1;
                     let invocation = Invocation {
@@ -1213,6 +1281,19 @@ impl Inner {
             }
             Action::Emit { kind, payload } => {
                 let payload = match payload.render(&vars) {
+                    Ok(v) if v.is_object() && v.to_string().len() > MAX_EVENT_BYTES => {
+                        self.step_failed(
+                            community,
+                            &mut run,
+                            step,
+                            now,
+                            "expression",
+                            format!("payload: larger than {MAX_EVENT_BYTES} bytes"),
+                            0,
+                            None,
+                        )?;
+                        return Ok(Next::Continue);
+                    }
                     Ok(v) if v.is_object() => v,
                     Ok(_) => {
                         self.step_failed(
@@ -1471,6 +1552,8 @@ impl Inner {
             last.output = Some(event_json(seq, event));
             last.finished_ms = Some(now);
         }
+        // A later wait of the run sees only events after this one.
+        run.since_seq = Some(seq);
         let next = wf.steps.get(index).map_or(Target::End, |s| s.next);
         self.advance(run, next);
     }
@@ -1504,6 +1587,7 @@ impl Inner {
         };
         let _guard = c.lock.lock().await;
         c.dirty.store(false, Ordering::Relaxed);
+        let mut pages = 0;
         loop {
             let cursor = self.cursor(community)?;
             let entries =
@@ -1605,10 +1689,6 @@ impl Inner {
                     if wait_matches(matches.as_ref(), &vars, entry.seq, &event) {
                         let mut run = run;
                         self.resolve_wait(&mut run, &wf, entry.seq, &event);
-                        c.waits
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .remove(&run_id);
                         to_drive.push(run_id.clone());
                         touched.insert(run_id, run);
                     }
@@ -1619,8 +1699,23 @@ impl Inner {
             }
             w.put("cursor".into(), &last)?;
             self.commit(w)?;
+            {
+                let mut waits = c.waits.lock().unwrap_or_else(PoisonError::into_inner);
+                for (id, run) in &touched {
+                    if run.status != RunStatus::Waiting {
+                        waits.remove(id);
+                    }
+                }
+            }
             for id in to_drive {
                 self.clone().spawn_drive(community, &id);
+            }
+            pages += 1;
+            if pages == DISPATCH_PAGES {
+                // Let the community's timers and waits in; the loop comes back at once.
+                c.dirty.store(true, Ordering::Relaxed);
+                self.wake.notify_one();
+                return Ok(());
             }
         }
     }
@@ -1640,13 +1735,25 @@ impl Inner {
             }
             due
         };
+        let mut first_error = None;
         for (at, community, run_id) in due {
-            self.clone().fire_timer(at, &community, &run_id).await?;
+            if let Err(e) = self.clone().fire_timer(at, &community, &run_id).await {
+                // Tried again in a second; the run waits meanwhile.
+                tracing::error!(%community, run = %run_id, error = %e, "cannot fire a timer; retrying");
+                self.timers
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert((now + 1000, community.clone(), run_id.clone()));
+                first_error.get_or_insert(e);
+            }
         }
         for community in self.communities.keys() {
-            self.clone().fire_schedules(community, now).await?;
+            if let Err(e) = self.clone().fire_schedules(community, now).await {
+                tracing::error!(%community, error = %e, "cannot fire the schedules");
+                first_error.get_or_insert(e);
+            }
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     }
 
     async fn fire_timer(
@@ -1668,10 +1775,6 @@ impl Inner {
         if run.status != RunStatus::Waiting || wait.until_ms != at {
             return Ok(());
         }
-        c.waits
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(run_id);
         let wf = match self.compiled(community, &run.workflow, run.revision) {
             Ok(wf) => wf,
             Err(e) => return self.fail_run(community, &mut run, e.to_string()),
@@ -1713,6 +1816,10 @@ impl Inner {
         let mut w = Writes::new(community);
         w.run(&run)?;
         self.commit(w)?;
+        c.waits
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(run_id);
         drop(_guard);
         self.spawn_drive(community, run_id);
         Ok(())
@@ -1726,6 +1833,17 @@ impl Inner {
         let Some(c) = self.communities.get(community).cloned() else {
             return Ok(());
         };
+        let has_crons = c
+            .workflows
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .any(|i| i.record.enabled && matches!(i.compiled.trigger, CompiledTrigger::Cron(_)));
+        if !has_crons {
+            return Ok(());
+        }
+        let _guard = c.lock.lock().await;
+        // Read under the lock, so that a workflow disabled meanwhile starts nothing.
         let crons: Vec<Arc<Installed>> = c
             .workflows
             .read()
@@ -1734,43 +1852,36 @@ impl Inner {
             .filter(|i| i.record.enabled && matches!(i.compiled.trigger, CompiledTrigger::Cron(_)))
             .cloned()
             .collect();
-        if crons.is_empty() {
-            return Ok(());
-        }
-        let _guard = c.lock.lock().await;
         for installed in crons {
             let CompiledTrigger::Cron(schedule) = &installed.compiled.trigger else {
                 continue;
             };
             let name = &installed.record.name;
-            let last = self.last_fire(community, name)?.unwrap_or(now);
-            // The fires in (last, now]: the latest one, and how many there were.
-            let mut latest = None;
-            let mut missed = 0u32;
-            let mut at = last;
-            while let Some(next) = schedule.next_after(at) {
-                if next > now {
-                    break;
-                }
-                missed = missed.saturating_add(1);
-                latest = Some(next);
-                at = next;
-                if missed > 100_000 {
-                    // A very frequent schedule after a long stop: jump to the present.
-                    at = now - 1;
-                }
-            }
-            let Some(latest) = latest else {
+            let Some(last) = self.last_fire(community, name)? else {
+                // No record of a last fire: the schedule counts from now.
+                let mut w = Writes::new(community);
+                w.put(format!("cron/{name}"), &now)?;
+                self.commit(w)?;
                 continue;
             };
-            // A fire is "late" when the host was not up to fire it on time.
-            let late = now - latest > self.config.poll_interval.as_millis() as i64 * 4 + 1_000;
-            let catch_up = missed > 1 || late;
+            // The fires in (last, now]: is there one, which is the latest, and is there
+            // more than one? Computed, not counted: a schedule of every second after a
+            // month down is no more work than a nightly one.
+            let Some(first) = schedule.next_after(last).filter(|f| *f <= now) else {
+                continue;
+            };
+            let latest = schedule
+                .last_at_or_before(now)
+                .filter(|l| *l >= first)
+                .unwrap_or(first);
+            // A fire is late when the host was not up (or not free) to fire it on time.
+            let late = now - latest > LATE_FIRE_MS;
+            let catch_up = first < latest || late;
             let mut w = Writes::new(community);
             w.put(format!("cron/{name}"), &latest)?;
             let mut started = None;
             if !(catch_up && schedule.missed == MissedFires::Skip) {
-                let since = self.cursor(community)?;
+                let since = self.stream_tail(community)?;
                 let run = self.new_run(
                     &installed,
                     RunTrigger::Cron {
@@ -1783,7 +1894,7 @@ impl Inner {
                 w.run(&run)?;
                 started = Some(run.id);
             } else {
-                tracing::info!(community, workflow = %name, missed, "missed schedule fires skipped");
+                tracing::info!(community, workflow = %name, "missed schedule fires skipped");
             }
             self.commit(w)?;
             if let Some(id) = started {
@@ -1791,6 +1902,34 @@ impl Inner {
             }
         }
         Ok(())
+    }
+
+    /// Drives every open run that should be running but that no task drives (its
+    /// driver stopped on an error): a safety net, run every [`SWEEP_EVERY`].
+    fn sweep_stuck(self: &Arc<Self>) {
+        for id in self.communities.keys() {
+            let open = match self.store.scan(&ns(id), "open/", None, usize::MAX) {
+                Ok(open) => open,
+                Err(e) => {
+                    tracing::error!(community = %id, error = %e, "cannot list open runs");
+                    continue;
+                }
+            };
+            for (key, _) in open {
+                let run_id = &key["open/".len()..];
+                let idle = !self
+                    .active
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .contains_key(&(id.clone(), run_id.to_owned()));
+                if idle
+                    && let Ok(Some(run)) = self.load_run(id, run_id)
+                    && run.status == RunStatus::Running
+                {
+                    self.clone().spawn_drive(id, run_id);
+                }
+            }
+        }
     }
 
     fn next_due(&self) -> Option<i64> {
@@ -1804,6 +1943,7 @@ impl Inner {
     async fn background(self: Arc<Self>) {
         let poll = self.config.poll_interval;
         let mut last_poll = std::time::Instant::now();
+        let mut last_stuck_sweep = std::time::Instant::now();
         loop {
             let now = self.clock.now_ms();
             let sleep = match self.next_due() {
@@ -1821,6 +1961,10 @@ impl Inner {
             if sweep {
                 last_poll = std::time::Instant::now();
             }
+            if last_stuck_sweep.elapsed() >= SWEEP_EVERY {
+                last_stuck_sweep = std::time::Instant::now();
+                self.sweep_stuck();
+            }
             for (id, c) in &self.communities {
                 if sweep || c.dirty.load(Ordering::Relaxed) {
                     let inner = self.clone();
@@ -1834,6 +1978,18 @@ impl Inner {
             }
         }
     }
+}
+
+/// 32 random bits from the standard library's per-process hash keys.
+fn random_u32() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64),
+    );
+    h.finish() as u32
 }
 
 /// Removes the record of a call attempt that is being retried or has just ended.
@@ -1895,7 +2051,15 @@ fn classify(e: &InvokeError) -> Failure {
             PluginErrorKind::Internal => ("internal", false),
         },
         InvokeError::Timeout { .. } => ("timeout", true),
-        InvokeError::Store(_) => ("unavailable", true),
+        InvokeError::Store(_) => {
+            // The store's own words are for the host log, not for the run record.
+            tracing::error!(error = %e, "a workflow step's call hit a storage error");
+            return Failure {
+                kind: "unavailable".into(),
+                message: "the host's store failed; see the host log".into(),
+                transient: true,
+            };
+        }
         InvokeError::MemoryLimit { .. } | InvokeError::StackOverflow { .. } => ("limit", false),
         InvokeError::InvalidInput { .. } => ("invalid-input", false),
         InvokeError::UnknownPlugin { .. } | InvokeError::UnknownOperation { .. } => {

@@ -759,3 +759,187 @@ async fn invalid_documents_are_refused_with_paths_and_nothing_is_applied() {
         Err(WorkflowError::WorkflowNotFound { .. })
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_and_reapplied_workflow_does_not_rewrite_the_document_old_runs_follow() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let h = host(dir.path());
+    let doc = |name: &str| {
+        format!(
+            "version: 1\ntrigger: {{ manual: {{}} }}\nsteps:\n  - {{ id: pause, delay: 1h }}\n  - {{ id: count, call: {{ plugin: counter, operation: increment, input: {{ name: {name} }} }} }}\n"
+        )
+    };
+    apply(&h, "nanhu", "w", &doc("old")).await;
+    h.engine
+        .start_run("nanhu", "w", json!({}))
+        .await
+        .expect("start");
+    settle(&h).await;
+    h.engine.remove("nanhu", "w").await.expect("remove");
+    apply(&h, "nanhu", "w", &doc("new")).await;
+    assert_eq!(
+        h.engine.workflow("nanhu", "w").expect("applied").revision,
+        2
+    );
+    h.clock.advance(HOUR);
+    h.engine.tick().await.expect("tick");
+    settle(&h).await;
+    assert_eq!(
+        counter(&h, "nanhu", "old").await,
+        1,
+        "the old run follows its own document"
+    );
+    assert_eq!(counter(&h, "nanhu", "new").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_every_second_schedule_after_two_days_down_catches_up_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let h = host(dir.path());
+    apply(
+        &h,
+        "nanhu",
+        "often",
+        "version: 1\ntrigger: { cron: { schedule: '* * * * * *', time_zone: UTC } }\nsteps:\n  - { id: count, call: { plugin: counter, operation: increment, input: { name: often } } }\n",
+    )
+    .await;
+    h.clock.advance(2 * 24 * HOUR + 500);
+    tokio::time::timeout(Duration::from_secs(10), h.engine.tick())
+        .await
+        .expect("the catch-up is computed, not counted")
+        .expect("tick");
+    h.engine
+        .tick()
+        .await
+        .expect("a second tick at the same instant");
+    settle(&h).await;
+    let runs = runs(&h, "nanhu", "often");
+    assert_eq!(runs.len(), 1, "{runs:#?}");
+    assert_eq!(
+        runs[0].trigger,
+        RunTrigger::Cron {
+            scheduled_ms: T0 + 2 * 24 * HOUR,
+            catch_up: true
+        }
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wait_sees_only_events_after_the_run_started_and_after_the_previous_wait() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let h = host(dir.path());
+    apply(
+        &h,
+        "nanhu",
+        "two-waits",
+        "version: 1\ntrigger: { manual: {} }\nsteps:\n  - { id: first, wait_for: { event: door.opened, timeout: 1h } }\n  - { id: second, wait_for: { event: door.opened, timeout: 1h } }\n",
+    )
+    .await;
+    post(&h, "nanhu", "door.opened", json!({"n": 0})).await; // before the run
+    let run = h
+        .engine
+        .start_run("nanhu", "two-waits", json!({}))
+        .await
+        .expect("start");
+    settle(&h).await;
+    let now = h.engine.run("nanhu", &run.id).expect("run");
+    assert_eq!(
+        (now.status, now.current),
+        (RunStatus::Waiting, Some(0)),
+        "{now:#?}"
+    );
+    post(&h, "nanhu", "door.opened", json!({"n": 1})).await;
+    settle(&h).await;
+    let now = h.engine.run("nanhu", &run.id).expect("run");
+    assert_eq!(
+        (now.status, now.current),
+        (RunStatus::Waiting, Some(1)),
+        "one event ends one wait: {now:#?}"
+    );
+    post(&h, "nanhu", "door.opened", json!({"n": 2})).await;
+    settle(&h).await;
+    let now = h.engine.run("nanhu", &run.id).expect("run");
+    assert_eq!(now.status, RunStatus::Succeeded);
+    let got: Vec<Value> = now
+        .steps
+        .iter()
+        .map(|s| s.output.as_ref().expect("event")["payload"]["n"].clone())
+        .collect();
+    assert_eq!(got, [json!(1), json!(2)]);
+}
+
+/// A call step that had begun when the host died is repeated with the input it was
+/// given then (and the same idempotency key), not with a re-rendered one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_resumed_after_a_crash_repeats_its_recorded_input() {
+    use courtyard_store::{Batch, Namespace, Store};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = Arc::new(ManualClock(AtomicI64::new(T0)));
+    let id = {
+        let h = host_at(dir.path(), clock.clone(), EngineConfig::default());
+        apply(
+            &h,
+            "nanhu",
+            "named",
+            "version: 1\ntrigger: { manual: {} }\nsteps:\n  - { id: count, when: 'run.now_ms < 1795824000001', call: { plugin: counter, operation: increment, input: { name: \"${{ 'at-' + string(run.now_ms) }}\" } } }\n",
+        )
+        .await;
+        let run = h
+            .engine
+            .start_run("nanhu", "named", json!({}))
+            .await
+            .expect("start");
+        settle(&h).await;
+        run.id
+    };
+    // Rewind the run to "the call had started, with its input recorded" — what the
+    // store holds when the host dies during the call.
+    {
+        let store = SledStore::open(&dir.path().join("store")).expect("open");
+        let ns = Namespace::new("nanhu", "$workflows");
+        let mut run: RunRecord = serde_json::from_slice(
+            &store
+                .get(&ns, &format!("run/{id}"))
+                .expect("get")
+                .expect("run"),
+        )
+        .expect("json");
+        assert_eq!(
+            run.steps[0].input,
+            Some(json!({"name": format!("at-{T0}")}))
+        );
+        run.status = RunStatus::Running;
+        run.current = Some(0);
+        run.finished_ms = None;
+        run.steps[0].status = StepStatus::Running;
+        run.steps[0].output = None;
+        run.steps[0].attempts = 0;
+        let mut b = Batch::default();
+        let writes = b.writes.entry(ns).or_default();
+        writes.insert(
+            format!("run/{id}"),
+            Some(serde_json::to_vec(&run).expect("json")),
+        );
+        writes.insert(format!("open/{id}"), Some(b"null".to_vec()));
+        store.commit(b).expect("commit");
+        store.sync().expect("sync");
+    }
+    // Later: `when` would now be false and the input would render differently.
+    clock.advance(MINUTE);
+    let h = host_at(dir.path(), clock, EngineConfig::default());
+    settle(&h).await;
+    let run = h.engine.run("nanhu", &id).expect("run");
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
+    assert_eq!(run.steps.len(), 1);
+    assert_eq!(run.steps[0].status, StepStatus::Succeeded);
+    assert_eq!(
+        run.steps[0].input,
+        Some(json!({"name": format!("at-{T0}")}))
+    );
+    // The counter plugin replays the key: still one increment.
+    assert_eq!(counter(&h, "nanhu", &format!("at-{T0}")).await, 1);
+    assert_eq!(
+        counter(&h, "nanhu", &format!("at-{}", T0 + MINUTE)).await,
+        0
+    );
+}

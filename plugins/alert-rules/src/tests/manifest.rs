@@ -22,6 +22,12 @@ fn names_version_and_capabilities() {
     assert_eq!(m["name"], "alert-rules");
     assert_eq!(m["version"], "0.1.0");
     assert_eq!(m["capabilities"], serde_json::json!(["state", "events"]));
+    // The plugin keeps nothing in memory between calls, so the host may reuse an
+    // instance for further calls of the same community.
+    assert_eq!(
+        m["instance_reuse"],
+        serde_json::json!({ "max_calls": 10000 })
+    );
     assert_eq!(
         keys(&m),
         [
@@ -29,6 +35,7 @@ fn names_version_and_capabilities() {
             "config",
             "description",
             "events",
+            "instance_reuse",
             "name",
             "operations",
             "version"
