@@ -181,6 +181,7 @@ async fn invoke(
             request_id: request_id.clone(),
             config: None,
             depth: 0,
+            chain: None,
         })
         .await?;
     if !outcome.events.is_empty() {

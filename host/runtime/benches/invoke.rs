@@ -238,6 +238,7 @@ fn invocation(plugin: &str, operation: &str, input: &Value) -> Invocation {
         request_id: "bench".into(),
         config: None,
         depth: 0,
+        chain: None,
     }
 }
 

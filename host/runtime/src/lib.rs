@@ -174,6 +174,10 @@ pub struct Invocation {
     /// triggering event's depth for a workflow step. Events the call emits get one
     /// more, which bounds chains of events (see the workflow engine).
     pub depth: u32,
+    /// The chain of events this call belongs to (the sequence number of the event that
+    /// started it), if any: events the call emits carry it on, so that the workflow
+    /// engine can bound how many runs one chain starts.
+    pub chain: Option<u64>,
 }
 
 /// Log levels of plugin log records.
@@ -223,6 +227,10 @@ pub struct EmittedEvent {
     /// The idempotency id a device gave the event, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    /// The chain of events it belongs to (see [`Invocation::chain`]); none when it
+    /// starts one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<u64>,
 }
 
 /// The result of a successful call.
@@ -928,6 +936,7 @@ impl Inner {
                 request_id: inv.request_id.clone(),
                 depth: inv.depth.saturating_add(1),
                 id: None,
+                chain: inv.chain,
             })
             .collect();
         let mut batch = Batch::default();

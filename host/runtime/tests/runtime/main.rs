@@ -74,6 +74,7 @@ fn call(community: &str, plugin: &str, operation: &str, input: Value) -> Invocat
         request_id: "test".into(),
         config: None,
         depth: 0,
+        chain: None,
     }
 }
 

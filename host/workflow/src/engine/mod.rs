@@ -70,6 +70,10 @@ pub struct EngineConfig {
     /// How often the background loop looks at timers, schedules and every
     /// community's stream even when nothing woke it.
     pub poll_interval: Duration,
+    /// How many runs one chain of events may start in all (a device's event, the
+    /// runs it starts, the events they emit, the runs those start…): with the depth
+    /// limit alone, a workflow that emits its own trigger twice would start 2⁸ runs.
+    pub max_runs_per_chain: u32,
 }
 
 impl Default for EngineConfig {
@@ -77,6 +81,7 @@ impl Default for EngineConfig {
         Self {
             max_event_depth: 8,
             poll_interval: Duration::from_millis(500),
+            max_runs_per_chain: 100,
         }
     }
 }
@@ -205,6 +210,8 @@ struct Inner {
     /// Runs being driven, with a flag "drive again" set by whoever found it busy.
     active: Mutex<HashMap<(String, String), bool>>,
     compiled: Mutex<HashMap<(String, String, u64), Arc<CompiledWorkflow>>>,
+    /// Runs started per chain of events: (community, first event's seq) → runs.
+    chains: Mutex<HashMap<(String, u64), u32>>,
     next_id: AtomicU64,
     /// Random per process, for run ids.
     id_salt: u32,
@@ -341,6 +348,7 @@ impl Engine {
                 wake: tokio::sync::Notify::new(),
                 active: Mutex::default(),
                 compiled: Mutex::default(),
+                chains: Mutex::default(),
                 next_id: AtomicU64::new(0),
                 id_salt: random_u32(),
             }),
@@ -605,7 +613,7 @@ impl Engine {
         let since = self.inner.stream_tail(community)?;
         let run = self
             .inner
-            .new_run(&installed, RunTrigger::Manual { input }, 0, since);
+            .new_run(&installed, RunTrigger::Manual { input }, 0, since, None);
         let mut w = Writes::new(community);
         w.run(&run)?;
         self.inner.commit_durably(w).await?;
@@ -651,6 +659,7 @@ impl Engine {
             request_id: String::new(),
             depth: 0,
             id: id.clone(),
+            chain: None,
         };
         let mut w = Writes::new(community);
         w.emit(&event)?;
@@ -848,6 +857,21 @@ impl Inner {
             .transpose()
     }
 
+    /// Counts a run against its chain's budget; false when the budget is spent.
+    fn chain_allows(&self, community: &str, chain: u64) -> bool {
+        let mut chains = self.chains.lock().unwrap_or_else(PoisonError::into_inner);
+        if chains.len() > 100_000 {
+            // Old chains are long over; forget them all rather than grow.
+            chains.clear();
+        }
+        let started = chains.entry((community.to_owned(), chain)).or_default();
+        if *started >= self.config.max_runs_per_chain {
+            return false;
+        }
+        *started += 1;
+        true
+    }
+
     /// The highest revision of `name` ever stored in the community.
     fn last_revision(&self, community: &str, name: &str) -> Result<u64, WorkflowError> {
         let prefix = format!("rev/{name}/");
@@ -940,6 +964,7 @@ impl Inner {
         trigger: RunTrigger,
         depth: u32,
         since_seq: Option<u64>,
+        chain: Option<u64>,
     ) -> RunRecord {
         let now = self.clock.now_ms();
         let n = self.next_id.fetch_add(1, Ordering::Relaxed) & 0xffff;
@@ -952,6 +977,7 @@ impl Inner {
             status: RunStatus::Running,
             trigger,
             depth,
+            chain,
             since_seq,
             current: Some(0),
             steps: Vec::new(),
@@ -1188,6 +1214,7 @@ impl Inner {
                         request_id: format!("{}/{}/{attempts}", run.id, step.id),
                         config: None,
                         depth: run.depth,
+                        chain: run.chain,
                     };
                     // Not waiting for the plugin's batch to be durable: the step's
                     // record is committed after it, and batches become durable in
@@ -1330,6 +1357,7 @@ impl Inner {
                     request_id: format!("{}/{}", run.id, step.id),
                     depth: run.depth.saturating_add(1),
                     id: None,
+                    chain: run.chain,
                 };
                 run.steps.push(StepRecord {
                     id: step.id.to_string(),
@@ -1651,7 +1679,18 @@ impl Inner {
                             }
                         }
                     }
-                    let run = self.new_run(installed, trigger, event.depth, Some(entry.seq));
+                    let chain = event.chain.unwrap_or(entry.seq);
+                    if !self.chain_allows(community, chain) {
+                        tracing::warn!(community, workflow = %installed.record.name, seq = entry.seq, chain, "the chain of events has started its budget of runs; this event starts no more");
+                        continue;
+                    }
+                    let run = self.new_run(
+                        installed,
+                        trigger,
+                        event.depth,
+                        Some(entry.seq),
+                        Some(chain),
+                    );
                     to_drive.push(run.id.clone());
                     touched.insert(run.id.clone(), run);
                 }
@@ -1890,6 +1929,7 @@ impl Inner {
                     },
                     0,
                     since,
+                    None,
                 );
                 w.run(&run)?;
                 started = Some(run.id);

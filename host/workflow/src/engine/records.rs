@@ -169,6 +169,10 @@ pub struct RunRecord {
     pub trigger: RunTrigger,
     /// How many events led to it (bounds chains of events).
     pub depth: u32,
+    /// The chain of events it belongs to: the sequence number of the event that
+    /// started the chain (none for runs by hand or by schedule).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<u64>,
     /// The event stream's position when it started (none: its beginning): a wait
     /// sees the events after it.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -50,6 +50,7 @@ fn invocation(community: &str, plugin: &str, operation: &str, input: Value) -> I
         request_id: format!("test/{plugin}/{operation}"),
         config: None,
         depth: 0,
+        chain: None,
     }
 }
 

@@ -124,6 +124,7 @@ async fn counter(h: &Host, community: &str, name: &str) -> i64 {
             request_id: "test".into(),
             config: None,
             depth: 0,
+            chain: None,
         })
         .await;
     match result {
@@ -620,6 +621,7 @@ steps:
             request_id: "test".into(),
             config: None,
             depth: 0,
+            chain: None,
         })
         .await
         .expect("write");
@@ -942,4 +944,36 @@ async fn a_step_resumed_after_a_crash_repeats_its_recorded_input() {
         counter(&h, "nanhu", &format!("at-{}", T0 + MINUTE)).await,
         0
     );
+}
+
+/// Depth alone bounds how long a chain is, not how wide: a workflow that emits its own
+/// trigger three times would start 3⁸ runs. The chain's run budget stops it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chain_of_events_starts_at_most_its_budget_of_runs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let h = host_at(
+        dir.path(),
+        Arc::new(ManualClock(AtomicI64::new(T0))),
+        EngineConfig {
+            max_runs_per_chain: 20,
+            ..EngineConfig::default()
+        },
+    );
+    apply(
+        &h,
+        "nanhu",
+        "fan-out",
+        "version: 1\ntrigger: { event: { kind: loop.tick } }\nsteps:\n  - { id: a, emit: { kind: loop.tick } }\n  - { id: b, emit: { kind: loop.tick } }\n  - { id: c, emit: { kind: loop.tick } }\n",
+    )
+    .await;
+    post(&h, "nanhu", "loop.tick", json!({})).await;
+    settle(&h).await;
+    let runs = runs(&h, "nanhu", "fan-out");
+    assert_eq!(runs.len(), 20);
+    let chains: std::collections::BTreeSet<Option<u64>> = runs.iter().map(|r| r.chain).collect();
+    assert_eq!(chains.len(), 1, "one chain: {chains:?}");
+    // Another device event is another chain, with a budget of its own.
+    post(&h, "nanhu", "loop.tick", json!({})).await;
+    settle(&h).await;
+    assert_eq!(self::runs(&h, "nanhu", "fan-out").len(), 40);
 }
