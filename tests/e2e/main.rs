@@ -166,6 +166,13 @@ async fn serves_healthz_and_the_example_plugin() -> Result<()> {
         (status, body["error"]["code"].clone()),
         (404, json!("community_not_found"))
     );
+    // The binary records metrics and serves them in Prometheus' text format.
+    let metrics = c.get(host.url("/metrics")).send().await?.text().await?;
+    assert!(
+        metrics.contains("courtyard_invocations_total{")
+            && metrics.contains("courtyard_invocation_duration_seconds_bucket{"),
+        "{metrics}"
+    );
     Ok(())
 }
 

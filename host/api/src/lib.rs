@@ -18,6 +18,7 @@ use axum::{Json, Router};
 use courtyard_runtime::{Invocation, Runtime};
 use courtyard_tenancy::District;
 use courtyard_workflow::Engine;
+use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,6 +36,8 @@ pub struct AppState {
     /// The communities served.
     pub district: Arc<District>,
     request_ids: Arc<RequestIds>,
+    /// The Prometheus recorder's handle, for `/metrics` (none: nothing recorded).
+    metrics: Option<PrometheusHandle>,
 }
 
 impl AppState {
@@ -45,7 +48,14 @@ impl AppState {
             engine,
             district,
             request_ids: Arc::new(RequestIds::new()),
+            metrics: None,
         }
+    }
+
+    /// Serves the metrics of this Prometheus recorder at `/metrics`.
+    pub fn with_metrics(mut self, handle: PrometheusHandle) -> Self {
+        self.metrics = Some(handle);
+        self
     }
 }
 
@@ -80,6 +90,7 @@ impl RequestIds {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
         .route(
             "/v1/communities/{community}/plugins/{plugin}/invoke/{operation}",
             post(invoke),
@@ -127,6 +138,22 @@ async fn healthz(State(state): State<AppState>) -> Json<Value> {
         "communities": state.district.communities.len(),
         "plugins": state.runtime.plugins(),
     }))
+}
+
+/// Prometheus metrics (text exposition format). Until tokens land (the district issue),
+/// the route is open like every other: bind the host to loopback.
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let body = state.metrics.as_ref().map_or_else(String::new, |handle| {
+        handle.run_upkeep();
+        handle.render()
+    });
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
 }
 
 async fn not_found(uri: Uri) -> ApiError {

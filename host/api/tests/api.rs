@@ -17,6 +17,19 @@ use std::sync::Arc;
 use std::time::Duration;
 use tower::ServiceExt;
 
+/// The process's Prometheus recorder, installed once for every test of this binary.
+fn metrics() -> metrics_exporter_prometheus::PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> =
+        std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            metrics_exporter_prometheus::PrometheusBuilder::new()
+                .install_recorder()
+                .expect("recorder")
+        })
+        .clone()
+}
+
 struct App {
     router: Router,
     engine: Engine,
@@ -50,7 +63,7 @@ fn app() -> App {
     )
     .expect("engine");
     App {
-        router: router(AppState::new(runtime, engine.clone(), district)),
+        router: router(AppState::new(runtime, engine.clone(), district).with_metrics(metrics())),
         engine,
         _dir: dir,
     }
@@ -608,5 +621,64 @@ async fn a_manual_run_takes_its_input_and_runs_pages() {
     assert_eq!(
         page2["runs"][0]["steps"][0]["output"],
         json!({"name": "n0", "value": 1})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_invocations_limits_events_and_runs() {
+    let app = app();
+    invoke(
+        &app,
+        "sunjia",
+        "counter",
+        "increment",
+        json!({ "name": "m" }),
+    )
+    .await;
+    invoke(&app, "sunjia", "misbehave", "crash", json!({})).await;
+    invoke(&app, "sunjia", "made-up-plugin", "x", json!({})).await;
+    let (status, _) = send(
+        &app,
+        post(
+            "/v1/communities/sunjia/events",
+            r#"{"kind": "meter.tick", "payload": {}}"#,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let response = app
+        .router
+        .clone()
+        .oneshot(get("/metrics"))
+        .await
+        .expect("infallible");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .is_ok_and(|t| t.starts_with("text/plain")),
+    );
+    let text = String::from_utf8(
+        response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes()
+            .to_vec(),
+    )
+    .expect("utf-8");
+    for line in [
+        r#"courtyard_invocations_total{community="sunjia",plugin="counter",operation="increment",outcome="ok"}"#,
+        r#"courtyard_invocations_total{community="sunjia",plugin="misbehave",operation="crash",outcome="trap"}"#,
+        r#"courtyard_plugin_limit_hits_total{plugin="misbehave",limit="trap"}"#,
+        r#"courtyard_events_accepted_total{community="sunjia"}"#,
+        "courtyard_invocation_duration_seconds",
+    ] {
+        assert!(text.contains(line), "no {line} in:\n{text}");
+    }
+    assert!(
+        !text.contains("made-up-plugin"),
+        "a caller's made-up name is not a label"
     );
 }

@@ -205,6 +205,13 @@ fn read_packages(dir: &Path) -> Result<Vec<Package>> {
 
 async fn serve(args: ServeArgs) -> Result<()> {
     let started = std::time::Instant::now();
+    // Installed first, so that nothing recorded during start-up is lost.
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets(&[
+            0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+            1.0, 2.5,
+        ])?
+        .install_recorder()?;
     let district = match &args.district {
         Some(path) => District::parse(
             &std::fs::read_to_string(path)
@@ -275,7 +282,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
     // Resumes the runs a previous process left unfinished, and dispatches the events
     // it accepted but had not dispatched yet.
     engine.start()?;
-    let app = router(AppState::new(runtime, engine, district.clone()));
+    let app = router(AppState::new(runtime, engine, district.clone()).with_metrics(metrics));
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;

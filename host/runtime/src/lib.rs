@@ -15,6 +15,7 @@ mod bindings;
 mod cache;
 mod host;
 mod limits;
+mod metrics;
 
 pub use cache::Compiled;
 pub use courtyard_registry::InputError;
@@ -608,6 +609,19 @@ impl Runtime {
         invocation: Invocation,
         durable: bool,
     ) -> Result<Outcome, InvokeError> {
+        let started = Instant::now();
+        let community = invocation.community.clone();
+        let (plugin, operation) = (invocation.plugin.clone(), invocation.operation.clone());
+        let result = self.invoke_checked(invocation, durable).await;
+        metrics::record(&community, &plugin, &operation, &result, started.elapsed());
+        result
+    }
+
+    async fn invoke_checked(
+        &self,
+        invocation: Invocation,
+        durable: bool,
+    ) -> Result<Outcome, InvokeError> {
         let plugin = self
             .inner
             .plugins
@@ -734,6 +748,11 @@ impl Inner {
             Some(_) => self.take_warm(&namespace, plugin),
             None => None,
         };
+        ::metrics::counter!(
+            "courtyard_plugin_instances_total",
+            "kind" => if warm.is_some() { "warm" } else { "fresh" }
+        )
+        .increment(1);
         let (mut store, mut pipes, calls, instance) = match warm {
             Some(w) => {
                 let mut store = w.store;

@@ -297,6 +297,14 @@ impl Writes {
     fn run(&mut self, run: &RunRecord) -> Result<(), WorkflowError> {
         self.put(format!("run/{}", run.id), run)?;
         if run.status.is_finished() {
+            // A run is written finished once: this counts it.
+            metrics::counter!(
+                "courtyard_workflow_runs_finished_total",
+                "community" => self.community.clone(),
+                "workflow" => run.workflow.clone(),
+                "status" => if run.status == RunStatus::Succeeded { "succeeded" } else { "failed" }
+            )
+            .increment(1);
             self.delete(format!("open/{}", run.id));
         } else {
             self.put(format!("open/{}", run.id), &())?;
@@ -695,6 +703,8 @@ impl Engine {
             }
         };
         self.inner.sync().await?;
+        metrics::counter!("courtyard_events_accepted_total", "community" => community.to_owned())
+            .increment(1);
         self.notify_events(community);
         Ok(Accepted {
             seq: seqs.first().copied(),
@@ -967,6 +977,16 @@ impl Inner {
         chain: Option<u64>,
     ) -> RunRecord {
         let now = self.clock.now_ms();
+        metrics::counter!(
+            "courtyard_workflow_runs_started_total",
+            "workflow" => installed.record.name.clone(),
+            "trigger" => match &trigger {
+                RunTrigger::Event { .. } => "event",
+                RunTrigger::Cron { .. } => "cron",
+                RunTrigger::Manual { .. } => "manual",
+            }
+        )
+        .increment(1);
         let n = self.next_id.fetch_add(1, Ordering::Relaxed) & 0xffff;
         RunRecord {
             // Time first (ids sort by creation), then a per-process random part and a
@@ -1622,8 +1642,15 @@ impl Inner {
                 self.store
                     .read_queue(&QueueName::events(community), cursor, DISPATCH_BATCH)?;
             let Some(last) = entries.last().map(|e| e.seq) else {
+                metrics::gauge!("courtyard_event_queue_depth", "community" => community.to_owned())
+                    .set(0.0);
                 return Ok(());
             };
+            // Events awaiting dispatch, as far as this page sees (at most a page).
+            metrics::gauge!("courtyard_event_queue_depth", "community" => community.to_owned())
+                .set(entries.len() as f64);
+            metrics::counter!("courtyard_events_dispatched_total", "community" => community.to_owned())
+                .increment(entries.len() as u64);
             let workflows: Vec<Arc<Installed>> = c
                 .workflows
                 .read()
