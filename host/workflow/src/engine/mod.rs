@@ -1276,6 +1276,7 @@ impl Inner {
                                 finished_ms: Some(finished),
                             });
                             self.advance(&mut run, step.next);
+                            self.prepare_call(community, &wf, &mut run);
                             let mut w = Writes::new(community);
                             w.run(&run)?;
                             self.commit(w)?;
@@ -1506,6 +1507,43 @@ impl Inner {
         }
     }
 
+    /// If the run's next step is a call whose condition holds, records its rendered
+    /// input now, in the batch about to be written: the same record the step would
+    /// commit before its first attempt, one commit fewer per call step. Anything
+    /// else (a false or failing condition, an input that does not render) is left
+    /// to the step itself.
+    fn prepare_call(&self, community: &str, wf: &CompiledWorkflow, run: &mut RunRecord) {
+        if run.status != RunStatus::Running {
+            return;
+        }
+        let Some(step) = run.current.and_then(|i| wf.steps.get(i)) else {
+            return;
+        };
+        let Action::Call { input, .. } = &step.action else {
+            return;
+        };
+        let vars = self.run_vars(community, wf, run);
+        if let Some(when) = &step.when
+            && !matches!(when.test(&vars), Ok(true))
+        {
+            return;
+        }
+        let Ok(input) = input.render(&vars) else {
+            return;
+        };
+        let now = self.clock.now_ms();
+        run.steps.push(StepRecord {
+            id: step.id.to_string(),
+            status: StepStatus::Running,
+            attempts: 0,
+            input: Some(input),
+            output: None,
+            error: None,
+            started_ms: now,
+            finished_ms: None,
+        });
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn step_failed(
         &self,
@@ -1718,6 +1756,8 @@ impl Inner {
                         Some(entry.seq),
                         Some(chain),
                     );
+                    let mut run = run;
+                    self.prepare_call(community, &installed.compiled, &mut run);
                     to_drive.push(run.id.clone());
                     touched.insert(run.id.clone(), run);
                 }
