@@ -182,6 +182,12 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     if !key.chars().all(|c| c.is_ascii_graphic()) {
         return Err(bad("must be visible ASCII without spaces"));
     }
+    if key.starts_with(courtyard_workflow::engine::STEP_KEY_PREFIX) {
+        // A workflow step's key: a caller holding it could take the step's place.
+        return Err(bad(
+            "keys beginning with `workflow:` are reserved for the steps of workflow runs",
+        ));
+    }
     Ok(Some(key.to_owned()))
 }
 

@@ -157,16 +157,19 @@ async fn the_idempotency_key_header_reaches_the_plugin() {
         let (status, body) = send(&app, request).await;
         assert_eq!((status, body["value"].clone()), (StatusCode::OK, json!(1)));
     }
-    let request = Request::post("/v1/communities/nanhu/plugins/counter/invoke/increment")
-        .header(header::CONTENT_TYPE, "application/json")
-        .header("Idempotency-Key", "has spaces")
-        .body(Body::from(r#"{"name":"meals"}"#))
-        .expect("req");
-    let (status, body) = send(&app, request).await;
-    assert_eq!(
-        (status, code(&body)),
-        (StatusCode::BAD_REQUEST, "invalid_header")
-    );
+    for key in ["has spaces", "workflow:0123:count"] {
+        let request = Request::post("/v1/communities/nanhu/plugins/counter/invoke/increment")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("Idempotency-Key", key)
+            .body(Body::from(r#"{"name":"meals"}"#))
+            .expect("req");
+        let (status, body) = send(&app, request).await;
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::BAD_REQUEST, "invalid_header"),
+            "{key}: a workflow step's key prefix is reserved"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

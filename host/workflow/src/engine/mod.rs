@@ -17,7 +17,7 @@
 //! **Steps.** A run is driven step by step; each step's result and the run's next
 //! position are committed together. A crash between a plugin call and that commit
 //! repeats the call after the restart (at least once), with the same idempotency key
-//! (`run-<run>-<step>`), so the plugin applies it once.
+//! (`workflow:<run>:<step>`), so the plugin applies it once.
 //!
 //! **Time.** Delays and wait timeouts are deadlines in the run record; the engine
 //! keeps them in memory as timers, rebuilt from the open runs at start. Cron triggers
@@ -45,6 +45,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
+
+/// The prefix of the idempotency keys of workflow steps (`workflow:<run>:<step>`); the API
+/// refuses it from callers.
+pub const STEP_KEY_PREFIX: &str = "workflow:";
 
 /// The namespace (plugin slot) of the engine's records in each community.
 pub const NAMESPACE: &str = "$workflows";
@@ -1230,7 +1234,7 @@ impl Inner {
                         plugin: plugin.clone(),
                         operation: operation.clone(),
                         input: input.clone(),
-                        idempotency_key: Some(format!("run-{}-{}", run.id, step.id)),
+                        idempotency_key: Some(format!("{STEP_KEY_PREFIX}{}:{}", run.id, step.id)),
                         request_id: format!("{}/{}/{attempts}", run.id, step.id),
                         config: None,
                         depth: run.depth,
