@@ -1,9 +1,7 @@
 //! Validated identifiers: a value of these types is always well formed.
 
-use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use std::borrow::Cow;
-use std::fmt;
 
 /// Why an identifier was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -21,22 +19,27 @@ fn is_slug_char(c: char) -> bool {
     c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'
 }
 
+/// Defines a validated string identifier: a newtype over `String` with `new`, serde
+/// (through `TryFrom<String>`, so deserialising checks the rule), `Display`,
+/// `FromStr`, `Borrow<str>` and a JSON Schema with the rule's pattern. Errors are
+/// [`IdError`](crate::IdError). The defining crate needs `serde` and `schemars`.
+#[macro_export]
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident, $what:literal, $pattern:literal, $rule:literal, $check:expr) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, ::serde::Serialize, ::serde::Deserialize)]
         #[serde(try_from = "String", into = "String")]
         pub struct $name(String);
 
         impl $name {
             /// Parses an identifier.
-            pub fn new(value: impl Into<String>) -> Result<Self, IdError> {
+            pub fn new(value: impl Into<String>) -> Result<Self, $crate::IdError> {
                 let value = value.into();
                 let check: fn(&str) -> bool = $check;
                 if check(&value) {
                     Ok(Self(value))
                 } else {
-                    Err(IdError { what: $what, value, rule: $rule })
+                    Err($crate::IdError { what: $what, value, rule: $rule })
                 }
             }
 
@@ -47,8 +50,8 @@ macro_rules! id_type {
         }
 
         impl TryFrom<String> for $name {
-            type Error = IdError;
-            fn try_from(value: String) -> Result<Self, IdError> {
+            type Error = $crate::IdError;
+            fn try_from(value: String) -> Result<Self, $crate::IdError> {
                 Self::new(value)
             }
         }
@@ -59,15 +62,15 @@ macro_rules! id_type {
             }
         }
 
-        impl std::str::FromStr for $name {
-            type Err = IdError;
-            fn from_str(s: &str) -> Result<Self, IdError> {
+        impl ::std::str::FromStr for $name {
+            type Err = $crate::IdError;
+            fn from_str(s: &str) -> Result<Self, $crate::IdError> {
                 Self::new(s)
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 f.write_str(&self.0)
             }
         }
@@ -79,18 +82,18 @@ macro_rules! id_type {
         }
 
         /// Maps keyed by the id are looked up by `&str`.
-        impl std::borrow::Borrow<str> for $name {
+        impl ::std::borrow::Borrow<str> for $name {
             fn borrow(&self) -> &str {
                 &self.0
             }
         }
 
-        impl JsonSchema for $name {
-            fn schema_name() -> Cow<'static, str> {
-                Cow::Borrowed(stringify!($name))
+        impl ::schemars::JsonSchema for $name {
+            fn schema_name() -> ::std::borrow::Cow<'static, str> {
+                ::std::borrow::Cow::Borrowed(stringify!($name))
             }
-            fn json_schema(_: &mut SchemaGenerator) -> Schema {
-                json_schema!({ "type": "string", "pattern": $pattern, "description": $rule })
+            fn json_schema(_: &mut ::schemars::SchemaGenerator) -> ::schemars::Schema {
+                ::schemars::json_schema!({ "type": "string", "pattern": $pattern, "description": $rule })
             }
         }
     };

@@ -164,6 +164,14 @@ async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
 }
 
+/// Refuses a community the district does not have (cheaply: no store access).
+fn known_community(state: &AppState, community: &str) -> Result<(), ApiError> {
+    match state.district.community(community) {
+        Some(_) => Ok(()),
+        None => Err(ApiError::CommunityNotFound(community.to_owned())),
+    }
+}
+
 /// Longest accepted `Idempotency-Key`.
 const MAX_IDEMPOTENCY_KEY: usize = 200;
 
@@ -197,9 +205,7 @@ async fn invoke(
     headers: HeaderMap,
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    if state.district.community(&community).is_none() {
-        return Err(ApiError::CommunityNotFound(community));
-    }
+    known_community(&state, &community)?;
     let Json(input) = body?;
     let idempotency_key = idempotency_key(&headers)?;
     let request_id = state.request_ids.next();

@@ -1,6 +1,6 @@
 //! Workflows, events and runs: the HTTP face of `courtyard-workflow`.
 
-use crate::{ApiError, AppState};
+use crate::{ApiError, AppState, known_community};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::JsonRejection;
@@ -50,7 +50,7 @@ pub(crate) async fn apply(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    state.engine.workflows(&community)?;
+    known_community(&state, &community)?;
     let name = workflow_name(name)?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -154,7 +154,7 @@ pub(crate) async fn ingest(
     Path(community): Path<String>,
     body: Result<Json<EventBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    state.engine.workflows(&community)?;
+    known_community(&state, &community)?;
     let Json(body) = body?;
     let kind = EventKind::new(body.kind)
         .map_err(|e| ApiError::Workflow(WorkflowError::InvalidEvent(e.to_string())))?;

@@ -5,7 +5,7 @@
 //! rest of the host to check (plugins that exist, earlier steps, CEL that compiles,
 //! cron lines that parse) is checked by [`crate::compile`].
 
-use courtyard_registry::{EventKind, OperationName, PluginName};
+use courtyard_registry::{EventKind, IdError, OperationName, PluginName};
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -14,80 +14,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-/// Why an identifier or a duration was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{what} {value:?} is not valid: {rule}")]
-pub struct InvalidValue {
-    /// What kind of value.
-    pub what: &'static str,
-    /// The refused value.
-    pub value: String,
-    /// The rule it breaks.
-    pub rule: &'static str,
-}
-
-macro_rules! name_type {
-    ($(#[$doc:meta])* $name:ident, $what:literal, $pattern:literal, $rule:literal, $check:expr) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        #[serde(try_from = "String", into = "String")]
-        pub struct $name(String);
-
-        impl $name {
-            /// Parses the name.
-            pub fn new(value: impl Into<String>) -> Result<Self, InvalidValue> {
-                let value = value.into();
-                let check: fn(&str) -> bool = $check;
-                if check(&value) {
-                    Ok(Self(value))
-                } else {
-                    Err(InvalidValue { what: $what, value, rule: $rule })
-                }
-            }
-
-            /// The name as a string.
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl TryFrom<String> for $name {
-            type Error = InvalidValue;
-            fn try_from(value: String) -> Result<Self, InvalidValue> {
-                Self::new(value)
-            }
-        }
-
-        impl From<$name> for String {
-            fn from(id: $name) -> String {
-                id.0
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-
-        impl std::borrow::Borrow<str> for $name {
-            fn borrow(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl JsonSchema for $name {
-            fn schema_name() -> Cow<'static, str> {
-                Cow::Borrowed(stringify!($name))
-            }
-            fn json_schema(_: &mut SchemaGenerator) -> Schema {
-                json_schema!({ "type": "string", "pattern": $pattern, "description": $rule })
-            }
-        }
-    };
-}
-
-name_type!(
+courtyard_registry::id_type!(
     /// A workflow's name within its community: `thrown-object-alarm`.
     WorkflowName,
     "workflow name",
@@ -100,7 +27,7 @@ name_type!(
     }
 );
 
-name_type!(
+courtyard_registry::id_type!(
     /// A step's id: a CEL identifier (`raise_alarm`), so that expressions can say
     /// `steps.raise_alarm.output`. `end` is reserved: it is the target that ends a run.
     StepId,
@@ -141,10 +68,10 @@ impl Span {
 }
 
 impl std::str::FromStr for Span {
-    type Err = InvalidValue;
+    type Err = IdError;
 
-    fn from_str(text: &str) -> Result<Self, InvalidValue> {
-        let bad = || InvalidValue {
+    fn from_str(text: &str) -> Result<Self, IdError> {
+        let bad = || IdError {
             what: "duration",
             value: text.to_owned(),
             rule: "a number and a unit (ms, s, m, h, d), or a sum such as 1h30m; at most 30d",

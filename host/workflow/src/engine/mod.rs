@@ -1139,14 +1139,8 @@ impl Inner {
                 Ok(true) => {}
                 Ok(false) => {
                     run.steps.push(StepRecord {
-                        id: step.id.to_string(),
-                        status: StepStatus::Skipped,
-                        attempts: 0,
-                        input: None,
-                        output: None,
-                        error: None,
-                        started_ms: now,
                         finished_ms: Some(now),
+                        ..StepRecord::begun(step.id.as_str(), StepStatus::Skipped, now)
                     });
                     // A skipped step goes on to the next one in order.
                     let next = if index + 1 < wf.steps.len() {
@@ -1211,14 +1205,8 @@ impl Inner {
                         // same idempotency key (batches are durable in order: if the
                         // call's effect survived, so did this record).
                         run.steps.push(StepRecord {
-                            id: step.id.to_string(),
-                            status: StepStatus::Running,
-                            attempts: 0,
                             input: Some(input.clone()),
-                            output: None,
-                            error: None,
-                            started_ms: now,
-                            finished_ms: None,
+                            ..StepRecord::begun(step.id.as_str(), StepStatus::Running, now)
                         });
                         run.updated_ms = now;
                         let mut w = Writes::new(community);
@@ -1413,16 +1401,11 @@ impl Inner {
                     event: None,
                     until_ms: until,
                 });
-                run.steps.push(StepRecord {
-                    id: step.id.to_string(),
-                    status: StepStatus::Waiting,
-                    attempts: 0,
-                    input: None,
-                    output: None,
-                    error: None,
-                    started_ms: now,
-                    finished_ms: None,
-                });
+                run.steps.push(StepRecord::begun(
+                    step.id.as_str(),
+                    StepStatus::Waiting,
+                    now,
+                ));
                 run.updated_ms = now;
                 let mut w = Writes::new(community);
                 w.run(&run)?;
@@ -1473,16 +1456,11 @@ impl Inner {
                         }
                     }
                 }
-                run.steps.push(StepRecord {
-                    id: step.id.to_string(),
-                    status: StepStatus::Waiting,
-                    attempts: 0,
-                    input: None,
-                    output: None,
-                    error: None,
-                    started_ms: now,
-                    finished_ms: None,
-                });
+                run.steps.push(StepRecord::begun(
+                    step.id.as_str(),
+                    StepStatus::Waiting,
+                    now,
+                ));
                 let until = now.saturating_add(timeout.as_millis());
                 run.status = RunStatus::Waiting;
                 run.wait = Some(WaitState {
@@ -1537,14 +1515,8 @@ impl Inner {
         };
         let now = self.clock.now_ms();
         run.steps.push(StepRecord {
-            id: step.id.to_string(),
-            status: StepStatus::Running,
-            attempts: 0,
             input: Some(input),
-            output: None,
-            error: None,
-            started_ms: now,
-            finished_ms: None,
+            ..StepRecord::begun(step.id.as_str(), StepStatus::Running, now)
         });
     }
 

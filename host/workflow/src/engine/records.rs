@@ -142,6 +142,22 @@ pub struct StepRecord {
     pub finished_ms: Option<i64>,
 }
 
+impl StepRecord {
+    /// A step that began at `now` with `status`: no attempt, input, output or error yet.
+    pub(crate) fn begun(id: &str, status: StepStatus, now: i64) -> Self {
+        Self {
+            id: id.to_owned(),
+            status,
+            attempts: 0,
+            input: None,
+            output: None,
+            error: None,
+            started_ms: now,
+            finished_ms: None,
+        }
+    }
+}
+
 /// What a waiting run waits for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WaitState {

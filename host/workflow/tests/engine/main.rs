@@ -51,8 +51,23 @@ struct Host {
     clock: Arc<ManualClock>,
 }
 
+/// Opens the store in `dir`. A host dropped just before may still be letting go of it
+/// (its last tasks end a moment after the engine settles), so a lock is waited for.
+fn open_store(dir: &Path) -> SledStore {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match SledStore::open(&dir.join("store")) {
+            Ok(store) => return store,
+            Err(e) if std::time::Instant::now() < deadline && e.to_string().contains("lock") => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => panic!("open sled: {e}"),
+        }
+    }
+}
+
 fn host_at(dir: &Path, clock: Arc<ManualClock>, config: EngineConfig) -> Host {
-    let store = Arc::new(SledStore::open(&dir.join("store")).expect("open sled"));
+    let store = Arc::new(open_store(dir));
     let runtime = Runtime::new(
         RuntimeConfig {
             cache_dir: Some(shared_cache()),
@@ -897,7 +912,7 @@ async fn a_step_resumed_after_a_crash_repeats_its_recorded_input() {
     // Rewind the run to "the call had started, with its input recorded" — what the
     // store holds when the host dies during the call.
     {
-        let store = SledStore::open(&dir.path().join("store")).expect("open");
+        let store = open_store(dir.path());
         let ns = Namespace::new("nanhu", "$workflows");
         let mut run: RunRecord = serde_json::from_slice(
             &store
