@@ -21,8 +21,15 @@ async fn run_page(page: &Path) -> Result<usize> {
     }
     let dir = tempfile::tempdir()?;
     let host = Host::start(dir.path(), &[])?;
-    let client = crate::client();
+    let client = host.client();
     for step in &steps {
+        if !step.authorized {
+            bail!(
+                "{}:{}: the curl step sends no `Authorization: Bearer $TOKEN`",
+                page.display(),
+                step.line
+            );
+        }
         let path = format!(
             "/v1/communities/{}/plugins/{}/invoke/{}",
             step.community, step.plugin, step.operation

@@ -14,10 +14,16 @@ mod docs;
 mod scaffold;
 mod workflows;
 
+/// Flags of a host without rate limits, for the tests that load it as fast as they
+/// can: they test durability, and the rate limits have tests of their own.
+const UNLIMITED: &[&str] = &["--rate-per-token", "0", "--rate-per-community", "0"];
+
 /// A running `courtyard serve`.
 struct Host {
     child: Child,
     base: String,
+    /// The operator token the host wrote on its first start.
+    token: String,
 }
 
 /// The compiled-plugin cache shared by the hosts of these tests, so that the Python and
@@ -71,7 +77,34 @@ impl Host {
             .strip_prefix("courtyard listening on ")
             .with_context(|| format!("unexpected first line {line:?}"))?
             .to_owned();
-        Ok(Self { child, base })
+        let token = std::fs::read_to_string(data_dir.join("operator.token"))
+            .context("the host wrote no operator.token")?
+            .trim()
+            .to_owned();
+        Ok(Self { child, base, token })
+    }
+
+    /// An HTTP client that sends the operator's token.
+    fn client(&self) -> reqwest::Client {
+        client_with(&self.token)
+    }
+
+    /// Enables `plugin` in `community` with its defaults, as an admin would.
+    async fn enable(&self, community: &str, plugin: &str) -> Result<()> {
+        let response = self
+            .client()
+            .put(self.url(&format!("/v1/communities/{community}/plugins/{plugin}")))
+            .json(&json!({}))
+            .send()
+            .await?;
+        let status = response.status().as_u16();
+        if status != 201 && status != 200 {
+            bail!(
+                "enabling {plugin} in {community}: {status} {}",
+                response.text().await?
+            );
+        }
+        Ok(())
     }
 
     fn url(&self, path: &str) -> String {
@@ -93,9 +126,16 @@ impl Drop for Host {
     }
 }
 
-fn client() -> reqwest::Client {
+/// An HTTP client that sends `token`.
+fn client_with(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().expect("header"),
+    );
     reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
+        .default_headers(headers)
         .build()
         .expect("client")
 }
@@ -136,10 +176,37 @@ fn fixture_plugins(dir: &Path) -> Result<PathBuf> {
 async fn serves_healthz_and_the_example_plugin() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let host = Host::start(dir.path(), &[])?;
-    let c = client();
-    let health: Value = c.get(host.url("/healthz")).send().await?.json().await?;
+    let c = host.client();
+    // Liveness needs no token.
+    let health: Value = client_with("none")
+        .get(host.url("/healthz"))
+        .send()
+        .await?
+        .json()
+        .await?;
     assert_eq!(health["status"], "ok");
-    assert_eq!(health["communities"], 68);
+    // A fresh data directory is a district of 68 communities, and the operator's token
+    // is in a file only its owner can read.
+    let communities: Value = c
+        .get(host.url("/v1/communities"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(
+        communities["communities"].as_array().map(Vec::len),
+        Some(68)
+    );
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(dir.path().join("operator.token"))?.permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600, "operator.token mode {mode:o}");
+    let anonymous = client_with("none")
+        .get(host.url("/v1/communities"))
+        .send()
+        .await?;
+    assert_eq!(anonymous.status().as_u16(), 401);
+
     let (status, body) = invoke(
         &c,
         &host,
@@ -179,13 +246,13 @@ async fn serves_healthz_and_the_example_plugin() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_writes_survive_sigkill() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let host = Host::start(dir.path(), &[])?;
+    let host = Host::start(dir.path(), UNLIMITED)?;
     let acked = Arc::new(AtomicU64::new(0));
     let stop_at = 150;
     let mut tasks = Vec::new();
     for _ in 0..4 {
         let (c, url, acked) = (
-            client(),
+            host.client(),
             host.url("/v1/communities/nanhu/plugins/counter/invoke/increment"),
             acked.clone(),
         );
@@ -218,7 +285,7 @@ async fn acknowledged_writes_survive_sigkill() -> Result<()> {
     let acknowledged_after = acked.load(Ordering::SeqCst);
     let host = Host::start(dir.path(), &[])?;
     let (status, body) = invoke(
-        &client(),
+        &host.client(),
         &host,
         "nanhu",
         "counter",
@@ -253,7 +320,8 @@ async fn a_looping_plugin_fails_alone_while_the_host_serves_others() -> Result<(
             "5000",
         ],
     )?;
-    let c = client();
+    host.enable("nanhu", "misbehave").await?;
+    let c = host.client();
     let spinning = {
         let (c, url) = (
             c.clone(),
@@ -300,7 +368,7 @@ async fn sigterm_shuts_down_cleanly() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let mut host = Host::start(dir.path(), &[])?;
     let (status, _) = invoke(
-        &client(),
+        &host.client(),
         &host,
         "nanhu",
         "counter",
@@ -330,6 +398,8 @@ async fn the_load_generator_drives_a_host_without_errors() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let host = Host::start(dir.path(), &[])?;
     let pid = host.child.id().to_string();
+    let token = host.token.clone();
+    let token2 = token.clone();
     let base = host.base.clone();
     let first = base.clone();
     let output = tokio::task::spawn_blocking(move || {
@@ -344,6 +414,8 @@ async fn the_load_generator_drives_a_host_without_errors() -> Result<()> {
                 "3",
                 "--host-pid",
                 &pid,
+                "--token",
+                &token,
                 "--url",
             ])
             .arg(&first)
@@ -385,6 +457,8 @@ async fn the_load_generator_drives_a_host_without_errors() -> Result<()> {
                 "2",
                 "--communities",
                 "3",
+                "--token",
+                &token2,
                 "--url",
             ])
             .arg(&base)

@@ -1,6 +1,6 @@
 //! `courtyard plugin new` writes a plugin that builds and runs, in each language.
 
-use crate::{Host, client};
+use crate::Host;
 use anyhow::{Context as _, Result, ensure};
 use serde_json::{Value, json};
 use std::path::Path;
@@ -40,8 +40,9 @@ async fn scaffolded_plugins_build_and_serve_in_every_language() -> Result<()> {
     }
     let data = dir.path().join("data");
     let host = Host::start(&data, &["--plugins", plugins.to_str().context("path")?])?;
-    let c = client();
+    let c = host.client();
     for name in ["hello-rust", "hello-python", "hello-js"] {
+        host.enable("nanhu", name).await?;
         let url = host.url(&format!(
             "/v1/communities/nanhu/plugins/{name}/invoke/greet"
         ));

@@ -1,7 +1,7 @@
 //! Workflows through the real binary: documents applied over HTTP, events posted by
 //! devices, SIGKILL in the middle of a batch, and a restart on the same data directory.
 
-use crate::{Host, client, invoke};
+use crate::{Host, invoke};
 use anyhow::{Context as _, Result, bail};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -83,8 +83,8 @@ steps:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accepted_events_survive_sigkill_and_no_step_applies_twice() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let c = client();
-    let host = Host::start(dir.path(), &[])?;
+    let host = Host::start(dir.path(), crate::UNLIMITED)?;
+    let c = host.client();
     let (status, body) = put_yaml(&c, &host, "nanhu", "readings", READINGS).await?;
     assert_eq!(status, 201, "{body}");
 
@@ -92,7 +92,7 @@ async fn accepted_events_survive_sigkill_and_no_step_applies_twice() -> Result<(
     let mut tasks = Vec::new();
     for device in 0..4u32 {
         let (c, url, accepted) = (
-            client(),
+            host.client(),
             host.url("/v1/communities/nanhu/events"),
             accepted.clone(),
         );
@@ -190,8 +190,8 @@ async fn accepted_events_survive_sigkill_and_no_step_applies_twice() -> Result<(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_example_workflows_apply_and_broken_ones_are_refused() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let c = client();
     let host = Host::start(dir.path(), &[])?;
+    let c = host.client();
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../workflows");
     let mut applied = Vec::new();
     for entry in std::fs::read_dir(&examples)? {

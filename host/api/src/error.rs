@@ -51,6 +51,49 @@ pub enum ApiError {
     /// The query string is not acceptable.
     #[error("bad query: {0}")]
     BadQuery(String),
+    /// No token, or not a valid one (401).
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(&'static str),
+    /// A valid token whose role may not do this (403).
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
+    /// Too many requests for the token or the community (429).
+    #[error("rate limited ({scope})")]
+    RateLimited {
+        /// `token` or `community`.
+        scope: &'static str,
+        /// Seconds to wait.
+        retry_after: u64,
+    },
+    /// The body is well-formed JSON that the route cannot accept (400).
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// A request that names something that does not exist (404) with its own code.
+    #[error("{message}")]
+    NotFound {
+        /// The machine-readable code (`plugin_not_found`, `token_not_found`…).
+        code: &'static str,
+        /// For a person.
+        message: String,
+    },
+    /// A request the route understood and refused for what it asks (409 or 422).
+    #[error("{message}")]
+    Refused {
+        /// 409 or 422.
+        status: StatusCode,
+        /// The machine-readable code.
+        code: &'static str,
+        /// For a person.
+        message: String,
+        /// `path: problem` lines.
+        details: Vec<String>,
+    },
+    /// The request took longer than the host allows (503).
+    #[error("request timed out after {0:?}")]
+    RequestTimeout(std::time::Duration),
+    /// Anything the tenancy said.
+    #[error(transparent)]
+    Tenancy(#[from] courtyard_tenancy::TenancyError),
 }
 
 #[derive(Serialize)]
@@ -121,6 +164,78 @@ impl ApiError {
                 vec![],
             ),
             Self::Workflow(e) => workflow_error(e),
+            Self::Unauthenticated(reason) => (
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                (*reason).to_owned(),
+                vec![],
+            ),
+            Self::Forbidden(reason) => (
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                (*reason).to_owned(),
+                vec![],
+            ),
+            Self::RateLimited { scope, retry_after } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!(
+                    "too many requests for this {scope}; try again in {retry_after} s (Retry-After)"
+                ),
+                vec![],
+            ),
+            Self::RequestTimeout(limit) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "request_timeout",
+                format!(
+                    "the request took longer than the host's limit of {} s; what it started may still finish",
+                    limit.as_secs()
+                ),
+                vec![],
+            ),
+            Self::BadRequest(reason) => (
+
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                reason.clone(),
+                vec![],
+            ),
+            Self::NotFound { code, message } => (StatusCode::NOT_FOUND, code, message.clone(), vec![]),
+            Self::Refused {
+                status,
+                code,
+                message,
+                details,
+            } => (*status, code, message.clone(), details.clone()),
+            Self::Tenancy(e) => {
+                use courtyard_tenancy::TenancyError as T;
+                match e {
+                    T::CommunityExists(c) => (
+                        StatusCode::CONFLICT,
+                        "community_exists",
+                        format!("community {c} exists already"),
+                        vec![],
+                    ),
+                    T::NoCommunity(c) => (
+                        StatusCode::NOT_FOUND,
+                        "community_not_found",
+                        format!("there is no community {c:?}"),
+                        vec![],
+                    ),
+                    T::BadScope(reason) => (
+                        StatusCode::BAD_REQUEST,
+                        "bad_request",
+                        reason.clone(),
+                        vec![],
+                    ),
+                    T::Store(_) | T::Corrupt { .. } => (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "internal",
+                        "internal error; the host log has the details".into(),
+                        vec![],
+                    ),
+                }
+            }
             Self::Invoke(e) => match e {
                 I::UnknownPlugin { plugin } => (
                     StatusCode::NOT_FOUND,
@@ -204,6 +319,24 @@ impl ApiError {
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "plugin_failed",
                     format!("plugin {plugin} failed in {operation}; the host log has the details"),
+                    vec![],
+                ),
+                I::NotEnabled { community, plugin } => (
+                    StatusCode::NOT_FOUND,
+                    "plugin_not_enabled",
+                    format!("plugin {plugin} is not enabled in community {community}"),
+                    vec![],
+                ),
+                I::VersionUnavailable { .. } => (
+                    StatusCode::CONFLICT,
+                    "version_unavailable",
+                    format!("{e}; the community's admin can pin the version the host has"),
+                    vec![],
+                ),
+                I::CapabilityDenied { .. } => (
+                    StatusCode::FORBIDDEN,
+                    "capability_not_granted",
+                    format!("{e}; the community's admin can grant it (PUT …/plugins/{{plugin}})"),
                     vec![],
                 ),
                 I::Store(_) | I::Internal(_) => (
@@ -333,6 +466,17 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if let Self::RateLimited { retry_after, .. } = &self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"courtyard\""),
+            );
         }
         response
     }

@@ -4,11 +4,16 @@
 //! the tests drive it directly. Errors go through [`ApiError`], which renders the JSON
 //! error body of `API.md`.
 
+mod auth;
+mod communities;
 mod error;
+mod registry;
 mod workflows;
 
+pub use auth::{Caller, Rate, RateLimits};
 pub use error::ApiError;
 
+use auth::{MemberOf, Operator};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, HeaderValue, Uri};
@@ -16,15 +21,19 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use courtyard_runtime::{Invocation, Runtime};
-use courtyard_tenancy::District;
+use courtyard_tenancy::Tenancy;
 use courtyard_workflow::Engine;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 /// The largest request body accepted, in bytes (413 beyond).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// How long a request may take by default.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What the handlers share.
 #[derive(Debug, Clone)]
@@ -33,23 +42,65 @@ pub struct AppState {
     pub runtime: Runtime,
     /// The workflow engine.
     pub engine: Engine,
-    /// The communities served.
-    pub district: Arc<District>,
+    /// The district: communities, enablements, tokens, audit log.
+    pub tenancy: Arc<Tenancy>,
+    /// The rate limits of tokens and communities.
+    pub limits: Arc<RateLimits>,
     request_ids: Arc<RequestIds>,
     /// The Prometheus recorder's handle, for `/metrics` (none: nothing recorded).
     metrics: Option<PrometheusHandle>,
+    /// How long a request may take before it is answered with 503.
+    request_timeout: Duration,
 }
 
 impl AppState {
-    /// The state over a runtime, its workflow engine and a district.
-    pub fn new(runtime: Runtime, engine: Engine, district: Arc<District>) -> Self {
+    /// The state over a runtime, its workflow engine and the district's tenancy,
+    /// with no rate limits.
+    pub fn new(runtime: Runtime, engine: Engine, tenancy: Arc<Tenancy>) -> Self {
         Self {
             runtime,
             engine,
-            district,
+            tenancy,
+            limits: Arc::new(RateLimits::none()),
             request_ids: Arc::new(RequestIds::new()),
             metrics: None,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
         }
+    }
+
+    /// Answers a request that takes longer than `timeout` with 503 (the work it
+    /// started, such as a plugin call, still runs to its own end).
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// Limits each token's and each community's request rate (429 beyond).
+    pub fn with_rate_limits(mut self, limits: RateLimits) -> Self {
+        self.limits = Arc::new(limits);
+        self
+    }
+
+    /// Records a change in the audit log, as made by the admin (or operator) of the
+    /// community.
+    fn audit(
+        &self,
+        admin: &auth::AdminOf,
+        action: &str,
+        target: String,
+        before: Option<Value>,
+        after: Option<Value>,
+    ) -> Result<(), ApiError> {
+        let community = courtyard_tenancy::CommunityId::new(admin.community.clone()).ok();
+        self.tenancy.record(
+            &admin.caller.actor(),
+            community.as_ref(),
+            action,
+            target,
+            before,
+            after,
+        )?;
+        Ok(())
     }
 
     /// Serves the metrics of this Prometheus recorder at `/metrics`.
@@ -91,6 +142,49 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .route("/v1/plugins", get(registry::list))
+        .route("/v1/plugins/{plugin}", get(registry::versions))
+        .route("/v1/plugins/{plugin}/{version}", get(registry::version))
+        .route(
+            "/v1/communities",
+            get(communities::list).post(communities::create),
+        )
+        .route(
+            "/v1/communities/{community}",
+            get(communities::get).patch(communities::update),
+        )
+        .route(
+            "/v1/communities/{community}/plugins",
+            get(communities::plugins),
+        )
+        .route(
+            "/v1/communities/{community}/plugins/{plugin}",
+            get(communities::plugin)
+                .put(communities::enable)
+                .delete(communities::disable),
+        )
+        .route(
+            "/v1/communities/{community}/alarms",
+            get(communities::alarms),
+        )
+        .route(
+            "/v1/communities/{community}/tokens",
+            get(communities::tokens).post(communities::create_token),
+        )
+        .route(
+            "/v1/communities/{community}/tokens/{token}",
+            axum::routing::delete(communities::revoke_token),
+        )
+        .route("/v1/communities/{community}/audit", get(communities::audit))
+        .route(
+            "/v1/tokens",
+            get(communities::all_tokens).post(communities::create_any_token),
+        )
+        .route(
+            "/v1/tokens/{token}",
+            axum::routing::delete(communities::revoke_any_token),
+        )
+        .route("/v1/audit", get(communities::all_audit))
         .route(
             "/v1/communities/{community}/plugins/{plugin}/invoke/{operation}",
             post(invoke),
@@ -129,20 +223,20 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            request_timeout,
+        ))
         .with_state(state)
 }
 
-async fn healthz(State(state): State<AppState>) -> Json<Value> {
-    Json(json!({
-        "status": "ok",
-        "communities": state.district.communities.len(),
-        "plugins": state.runtime.plugins(),
-    }))
+/// Liveness: open to anyone, and says nothing about the district.
+async fn healthz() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
 }
 
-/// Prometheus metrics (text exposition format). Until tokens land (the district issue),
-/// the route is open like every other: bind the host to loopback.
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+/// Prometheus metrics (text exposition format), for the operator.
+async fn metrics(State(state): State<AppState>, _: Operator) -> impl IntoResponse {
     let body = state.metrics.as_ref().map_or_else(String::new, |handle| {
         handle.run_upkeep();
         handle.render()
@@ -156,20 +250,23 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
+async fn request_timeout(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    match tokio::time::timeout(state.request_timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::RequestTimeout(state.request_timeout).into_response(),
+    }
+}
+
 async fn not_found(uri: Uri) -> ApiError {
     ApiError::RouteNotFound(uri.path().to_owned())
 }
 
 async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
-}
-
-/// Refuses a community the district does not have (cheaply: no store access).
-fn known_community(state: &AppState, community: &str) -> Result<(), ApiError> {
-    match state.district.community(community) {
-        Some(_) => Ok(()),
-        None => Err(ApiError::CommunityNotFound(community.to_owned())),
-    }
 }
 
 /// Longest accepted `Idempotency-Key`.
@@ -201,11 +298,11 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 
 async fn invoke(
     State(state): State<AppState>,
-    Path((community, plugin, operation)): Path<(String, String, String)>,
+    MemberOf { community, .. }: MemberOf,
+    Path((_, plugin, operation)): Path<(String, String, String)>,
     headers: HeaderMap,
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    known_community(&state, &community)?;
     let Json(input) = body?;
     let idempotency_key = idempotency_key(&headers)?;
     let request_id = state.request_ids.next();

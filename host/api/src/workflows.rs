@@ -1,6 +1,7 @@
 //! Workflows, events and runs: the HTTP face of `courtyard-workflow`.
 
-use crate::{ApiError, AppState, known_community};
+use crate::auth::{AdminOf, MemberOf};
+use crate::{ApiError, AppState};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::JsonRejection;
@@ -36,7 +37,7 @@ fn workflow_name(name: String) -> Result<WorkflowName, ApiError> {
 /// `GET /v1/communities/{community}/workflows`
 pub(crate) async fn list(
     State(state): State<AppState>,
-    Path(community): Path<String>,
+    AdminOf { community, .. }: AdminOf,
 ) -> Result<Json<Value>, ApiError> {
     let workflows = state.engine.workflows(&community)?;
     Ok(Json(json!({ "workflows": workflows })))
@@ -46,11 +47,12 @@ pub(crate) async fn list(
 /// YAML or JSON by its content type.
 pub(crate) async fn apply(
     State(state): State<AppState>,
-    Path((community, name)): Path<(String, String)>,
+    admin: AdminOf,
+    Path((_, name)): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    known_community(&state, &community)?;
+    let community = &admin.community;
     let name = workflow_name(name)?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -72,9 +74,16 @@ pub(crate) async fn apply(
         .map_err(|_| ApiError::InvalidWorkflow(vec!["the document is not UTF-8 text".into()]))?;
     let document =
         compile::parse(text, format).map_err(|p| ApiError::InvalidWorkflow(vec![p.to_string()]))?;
-    let existed = state.engine.workflow(&community, name.as_str()).is_ok();
-    let record = state.engine.apply(&community, &name, document).await?;
-    let status = if existed {
+    let before = state.engine.workflow(community, name.as_str()).ok();
+    let record = state.engine.apply(community, &name, document).await?;
+    state.audit(
+        &admin,
+        "workflow.apply",
+        format!("{community}/{name}"),
+        before.as_ref().map(to_value),
+        Some(to_value(&record)),
+    )?;
+    let status = if before.is_some() {
         StatusCode::OK
     } else {
         StatusCode::CREATED
@@ -85,7 +94,8 @@ pub(crate) async fn apply(
 /// `GET /v1/communities/{community}/workflows/{workflow}`
 pub(crate) async fn get(
     State(state): State<AppState>,
-    Path((community, name)): Path<(String, String)>,
+    AdminOf { community, .. }: AdminOf,
+    Path((_, name)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     Ok(Json(state.engine.workflow(&community, &name)?).into_response())
 }
@@ -93,33 +103,75 @@ pub(crate) async fn get(
 /// `DELETE /v1/communities/{community}/workflows/{workflow}`
 pub(crate) async fn remove(
     State(state): State<AppState>,
-    Path((community, name)): Path<(String, String)>,
+    admin: AdminOf,
+    Path((_, name)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    state.engine.remove(&community, &name).await?;
+    let community = &admin.community;
+    let before = state.engine.workflow(community, &name)?;
+    state.engine.remove(community, &name).await?;
+    state.audit(
+        &admin,
+        "workflow.remove",
+        format!("{community}/{name}"),
+        Some(to_value(&before)),
+        None,
+    )?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `POST /v1/communities/{community}/workflows/{workflow}/enable`
 pub(crate) async fn enable(
     State(state): State<AppState>,
-    Path((community, name)): Path<(String, String)>,
+    admin: AdminOf,
+    Path((_, name)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    Ok(Json(state.engine.set_enabled(&community, &name, true).await?).into_response())
+    switch(&state, &admin, &name, true).await
 }
 
 /// `POST /v1/communities/{community}/workflows/{workflow}/disable`
 pub(crate) async fn disable(
     State(state): State<AppState>,
-    Path((community, name)): Path<(String, String)>,
+    admin: AdminOf,
+    Path((_, name)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    Ok(Json(state.engine.set_enabled(&community, &name, false).await?).into_response())
+    switch(&state, &admin, &name, false).await
+}
+
+async fn switch(
+    state: &AppState,
+    admin: &AdminOf,
+    name: &str,
+    on: bool,
+) -> Result<Response, ApiError> {
+    let community = &admin.community;
+    let before = state.engine.workflow(community, name)?;
+    let after = state.engine.set_enabled(community, name, on).await?;
+    if before.enabled != after.enabled {
+        state.audit(
+            admin,
+            if on {
+                "workflow.enable"
+            } else {
+                "workflow.disable"
+            },
+            format!("{community}/{name}"),
+            Some(json!({ "enabled": before.enabled })),
+            Some(json!({ "enabled": after.enabled })),
+        )?;
+    }
+    Ok(Json(after).into_response())
+}
+
+fn to_value<T: serde::Serialize>(value: &T) -> Value {
+    serde_json::to_value(value).unwrap_or(Value::Null)
 }
 
 /// `POST /v1/communities/{community}/workflows/{workflow}/runs`: a run by hand; the
 /// body (optional) is the input, readable as `trigger.input`.
 pub(crate) async fn start(
     State(state): State<AppState>,
-    Path((community, name)): Path<(String, String)>,
+    AdminOf { community, .. }: AdminOf,
+    Path((_, name)): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -151,10 +203,9 @@ pub(crate) async fn start(
 /// `POST /v1/communities/{community}/events`: 202 once the event is durable.
 pub(crate) async fn ingest(
     State(state): State<AppState>,
-    Path(community): Path<String>,
+    MemberOf { community, .. }: MemberOf,
     body: Result<Json<EventBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    known_community(&state, &community)?;
     let Json(body) = body?;
     let kind = EventKind::new(body.kind)
         .map_err(|e| ApiError::Workflow(WorkflowError::InvalidEvent(e.to_string())))?;
@@ -185,7 +236,7 @@ pub(crate) struct RunsQuery {
 /// `GET /v1/communities/{community}/runs`: newest first; `next` pages on.
 pub(crate) async fn runs(
     State(state): State<AppState>,
-    Path(community): Path<String>,
+    AdminOf { community, .. }: AdminOf,
     query: Result<Query<RunsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::BadQuery(e.body_text()))?;
@@ -219,7 +270,8 @@ pub(crate) async fn runs(
 /// `GET /v1/communities/{community}/runs/{run}`
 pub(crate) async fn run(
     State(state): State<AppState>,
-    Path((community, run)): Path<(String, String)>,
+    AdminOf { community, .. }: AdminOf,
+    Path((_, run)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     Ok(Json(state.engine.run(&community, &run)?).into_response())
 }

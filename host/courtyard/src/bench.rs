@@ -8,7 +8,10 @@
 //! - taxi calls: `taxi-dispatch/request-ride` from the community's screen, then `cancel-ride`;
 //! - visitor checks: `visitor-access/gate-check` of an unknown face (a recorded deny).
 //!
-//! A set-up phase first publishes a menu, a screen and drivers in every community.
+//! A set-up phase first, with the operator's token: in every community it uses, it enables
+//! the plugins the mix needs where the community does not run them yet, creates a device
+//! token (the traffic is sent as the community's devices), and publishes a menu, a screen
+//! and drivers. At the end it revokes the device tokens.
 //!
 //! With `--mix workflow` it drives the workflow engine instead: it applies a 3-step
 //! workflow (`bench-chain`: three counter increments, each a durable step) to every
@@ -48,6 +51,12 @@ pub struct BenchArgs {
     /// workflow.
     #[arg(long, value_enum, default_value_t = Mix::District)]
     pub mix: Mix,
+    /// The operator's token (for the set-up); read from `--token-file` when not given.
+    #[arg(long, env = "COURTYARD_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// The file with the operator's token.
+    #[arg(long, default_value = "courtyard-data/operator.token")]
+    pub token_file: std::path::PathBuf,
 }
 
 /// The traffic `courtyard bench` sends.
@@ -99,6 +108,10 @@ struct Shared {
     client: reqwest::Client,
     base: String,
     communities: Vec<String>,
+    /// The operator's token.
+    operator: String,
+    /// A device token per community, made by the set-up.
+    devices: Mutex<std::collections::HashMap<String, (String, String)>>,
     latencies: Mutex<Histogram<u64>>,
     requests: AtomicU64,
     refused: AtomicU64,
@@ -122,7 +135,11 @@ impl Shared {
             "{}/v1/communities/{community}/plugins/{plugin}/invoke/{op}",
             self.base
         );
-        let mut request = self.client.post(url).json(&body);
+        let mut request = self
+            .client
+            .post(url)
+            .bearer_auth(self.device(community))
+            .json(&body);
         if let Some(key) = key {
             request = request.header("Idempotency-Key", key);
         }
@@ -155,7 +172,13 @@ impl Shared {
     async fn event(&self, community: &str, body: Value) -> Result<()> {
         let url = format!("{}/v1/communities/{community}/events", self.base);
         let started = Instant::now();
-        let response = self.client.post(url).json(&body).send().await;
+        let response = self
+            .client
+            .post(url)
+            .bearer_auth(self.device(community))
+            .json(&body)
+            .send()
+            .await;
         let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         self.latencies
             .lock()
@@ -177,6 +200,94 @@ impl Shared {
                 Err(e.into())
             }
         }
+    }
+
+    /// The device token of `community` (the operator's before the set-up made one).
+    fn device(&self, community: &str) -> String {
+        self.devices
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(community)
+            .map_or_else(|| self.operator.clone(), |(_, secret)| secret.clone())
+    }
+
+    /// Sends an operator's request; fails unless it succeeds.
+    async fn admin(&self, request: reqwest::RequestBuilder, what: &str) -> Result<Value> {
+        let r = request.bearer_auth(&self.operator).send().await?;
+        let status = r.status();
+        let text = r.text().await.unwrap_or_default();
+        if !status.is_success() {
+            bail!("{what}: {status} {text}");
+        }
+        Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Enables the mix's plugins where they are not enabled, and makes a device token,
+    /// in `community`.
+    async fn prepare(&self, community: &str) -> Result<()> {
+        let needed: &[&str] = match self.mix {
+            Mix::Workflow => &["counter"],
+            Mix::District => &["alert-rules", "canteen", "taxi-dispatch", "visitor-access"],
+        };
+        let base = format!("{}/v1/communities/{community}", self.base);
+        let enabled = self
+            .admin(
+                self.client.get(format!("{base}/plugins")),
+                "listing plugins",
+            )
+            .await?;
+        for plugin in needed {
+            let on = enabled["plugins"]
+                .as_array()
+                .is_some_and(|l| l.iter().any(|p| p["plugin"] == *plugin));
+            if !on {
+                self.admin(
+                    self.client
+                        .put(format!("{base}/plugins/{plugin}"))
+                        .json(&json!({})),
+                    &format!("enabling {plugin} in {community}"),
+                )
+                .await?;
+            }
+        }
+        let token = self
+            .admin(
+                self.client
+                    .post(format!("{base}/tokens"))
+                    .json(&json!({ "label": format!("courtyard bench {}", self.run) })),
+                &format!("creating a device token in {community}"),
+            )
+            .await?;
+        let (Some(id), Some(secret)) = (token["id"].as_str(), token["token"].as_str()) else {
+            bail!("creating a device token in {community}: no token in {token}");
+        };
+        self.devices
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(community.to_owned(), (id.to_owned(), secret.to_owned()));
+        Ok(())
+    }
+
+    /// Revokes the device tokens of the set-up.
+    async fn revoke_devices(&self) -> Result<()> {
+        let devices: Vec<(String, String)> = self
+            .devices
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(c, (id, _))| (c.clone(), id.clone()))
+            .collect();
+        for (community, id) in devices {
+            self.admin(
+                self.client.delete(format!(
+                    "{}/v1/communities/{community}/tokens/{id}",
+                    self.base
+                )),
+                "revoking a device token",
+            )
+            .await?;
+        }
+        Ok(())
     }
 
     /// Runs the next operation of the mix.
@@ -280,6 +391,9 @@ impl Shared {
 /// Publishes what the mix needs in every community: a menu, a taxi screen and drivers;
 /// or, for `--mix workflow`, the workflow.
 async fn set_up(shared: &Shared) -> Result<()> {
+    for community in &shared.communities {
+        shared.prepare(community).await?;
+    }
     if shared.mix == Mix::Workflow {
         for community in &shared.communities {
             let url = format!(
@@ -289,6 +403,7 @@ async fn set_up(shared: &Shared) -> Result<()> {
             let r = shared
                 .client
                 .put(url)
+                .bearer_auth(&shared.operator)
                 .header("content-type", "application/yaml")
                 .body(CHAIN)
                 .send()
@@ -357,6 +472,7 @@ async fn wait_for_runs(shared: &Shared, started: Instant, bar: &ProgressBar) -> 
             let r = shared
                 .client
                 .post(url)
+                .bearer_auth(shared.device(community))
                 .json(&json!({ "name": format!("{}-done", shared.run) }))
                 .send()
                 .await?;
@@ -399,6 +515,19 @@ pub async fn run(args: BenchArgs, communities: Vec<String>) -> Result<()> {
             .build()?,
         base: args.url.trim_end_matches('/').to_owned(),
         communities: communities.into_iter().take(args.communities).collect(),
+        operator: match &args.token {
+            Some(token) => token.clone(),
+            None => std::fs::read_to_string(&args.token_file)
+                .with_context(|| {
+                    format!(
+                        "no --token, and cannot read {}; pass the operator's token",
+                        args.token_file.display()
+                    )
+                })?
+                .trim()
+                .to_owned(),
+        },
+        devices: Mutex::default(),
         latencies: Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3).context("histogram")?),
         requests: AtomicU64::new(0),
         refused: AtomicU64::new(0),
@@ -477,6 +606,7 @@ pub async fn run(args: BenchArgs, communities: Vec<String>) -> Result<()> {
     } else {
         None
     };
+    shared.revoke_devices().await?;
 
     let h = shared
         .latencies

@@ -8,11 +8,11 @@ mod scaffold;
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Parser, Subcommand};
-use courtyard_api::{AppState, router};
+use courtyard_api::{AppState, Rate, RateLimits, router};
 use courtyard_registry::Package;
 use courtyard_runtime::{Compiled, Limits, Runtime, RuntimeConfig};
 use courtyard_store::{SledStore, Store};
-use courtyard_tenancy::District;
+use courtyard_tenancy::{Actor, District, Role, SeedPlugin, Tenancy};
 use courtyard_workflow::{Engine, EngineConfig};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -102,6 +102,16 @@ struct ServeArgs {
     /// (`instance_reuse`); 0 gives every call a fresh instance.
     #[arg(long, env = "COURTYARD_MAX_WARM_INSTANCES", default_value_t = 64)]
     max_warm_instances: u32,
+    /// Requests per second one token may make (twice that in a burst); 0: no limit.
+    #[arg(long, env = "COURTYARD_RATE_PER_TOKEN", default_value_t = 200)]
+    rate_per_token: u32,
+    /// Requests per second to one community's routes, over all its callers (twice
+    /// that in a burst); 0: no limit.
+    #[arg(long, env = "COURTYARD_RATE_PER_COMMUNITY", default_value_t = 500)]
+    rate_per_community: u32,
+    /// How long one request may take, in seconds, before it is answered with 503.
+    #[arg(long, env = "COURTYARD_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    request_timeout_secs: u64,
     /// Log format.
     #[arg(long, env = "COURTYARD_LOG_FORMAT", value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -279,27 +289,50 @@ async fn serve(args: ServeArgs) -> Result<()> {
         // of MiB of freed heap that the allocator keeps; give it back.
         release_free_heap();
     }
-    let district = Arc::new(district);
+    // The district: seeded from its file on the first start, data after that.
+    let seeds = SeedPlugin::all_of(&runtime);
+    let tenancy = Arc::new(Tenancy::open(store.clone(), &district, &seeds)?);
+    runtime.set_admission(tenancy.clone())?;
+    let token_file = args.data_dir.join("operator.token");
+    if !tenancy.has_operator_token() {
+        let token =
+            tenancy.create_token(&Actor::host(), Role::Operator, None, "first start".into())?;
+        write_secret(&token_file, &token.secret)?;
+        tracing::info!(
+            path = %token_file.display(),
+            "created the operator token; it is in this file (owner-only), and nowhere else"
+        );
+    } else {
+        tracing::info!(path = %token_file.display(), "the operator token was written to this file on the first start");
+    }
     let engine = Engine::open(
         runtime.clone(),
         store,
-        district.clone(),
+        tenancy.clone(),
         EngineConfig::default(),
     )?;
     // Resumes the runs a previous process left unfinished, and dispatches the events
     // it accepted but had not dispatched yet.
     engine.start()?;
-    let app = router(AppState::new(runtime, engine, district.clone()).with_metrics(metrics));
+    let limits = RateLimits::new(
+        Rate::per_second(args.rate_per_token),
+        Rate::per_second(args.rate_per_community),
+    );
+    let state = AppState::new(runtime, engine, tenancy.clone())
+        .with_metrics(metrics)
+        .with_rate_limits(limits)
+        .with_request_timeout(Duration::from_secs(args.request_timeout_secs.max(1)));
+    let app = router(state);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let local = listener.local_addr()?;
     tracing::info!(
-        communities = district.communities.len(),
+        communities = tenancy.community_count(),
         data_dir = %args.data_dir.display(),
         startup_ms = started.elapsed().as_millis() as u64,
         "serving {} on http://{local}",
-        district.name
+        tenancy.name()
     );
     // The one line on stdout: scripts and tests read the address from it.
     println!("courtyard listening on http://{local}");
@@ -307,6 +340,25 @@ async fn serve(args: ServeArgs) -> Result<()> {
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// Writes a secret to a new file only its owner may read.
+fn write_secret(path: &Path, secret: &str) -> Result<()> {
+    use std::io::Write as _;
+    let tmp = path.with_extension("tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(&tmp)
+        .with_context(|| format!("cannot create {}", tmp.display()))?;
+    file.write_all(secret.as_bytes())?;
+    file.write_all(b"\n")?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }
 

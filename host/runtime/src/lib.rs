@@ -87,6 +87,43 @@ impl Clock for SystemClock {
     }
 }
 
+/// The capabilities a community granted a plugin: the host interfaces it may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grants {
+    /// `courtyard:plugin/state`.
+    pub state: bool,
+    /// `courtyard:plugin/events`.
+    pub events: bool,
+}
+
+impl Grants {
+    /// Every capability.
+    pub const ALL: Self = Self {
+        state: true,
+        events: true,
+    };
+}
+
+/// How a community runs a plugin: what an [`Admission`] gate answers.
+#[derive(Debug, Clone)]
+pub struct Admitted {
+    /// The version the community pinned, if any.
+    pub version: Option<String>,
+    /// The community's config: top-level keys set over the manifest's defaults (none:
+    /// the defaults).
+    pub config: Option<Arc<serde_json::Map<String, serde_json::Value>>>,
+    /// The capabilities granted.
+    pub grants: Grants,
+}
+
+/// The gate every call passes: whether a community runs a plugin, and how. Without
+/// one (tests of the runtime alone), every loaded plugin runs everywhere with its
+/// default config and every capability.
+pub trait Admission: Send + Sync + std::fmt::Debug + 'static {
+    /// How `community` runs `plugin`, or `None` if it does not.
+    fn admit(&self, community: &str, plugin: &str) -> Option<Admitted>;
+}
+
 /// How to build a [`Runtime`].
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
@@ -114,6 +151,9 @@ pub enum RuntimeError {
     /// The wasmtime engine refused the configuration.
     #[error("cannot create the wasmtime engine: {0}")]
     Engine(String),
+    /// The admission gate was set already.
+    #[error("the runtime's admission gate is set already")]
+    AdmissionSet,
 }
 
 /// Why a plugin could not be loaded.
@@ -351,6 +391,41 @@ pub enum InvokeError {
     /// The store failed while committing the call's writes.
     #[error("storage error: {0}")]
     Store(#[from] StoreError),
+    /// The community does not run the plugin (an admission gate is set and said no).
+    #[error("plugin {plugin} is not enabled in community {community}")]
+    NotEnabled {
+        /// The community.
+        community: String,
+        /// The plugin.
+        plugin: String,
+    },
+    /// The community pinned a version of the plugin that the host does not have.
+    #[error("community {community} pins {plugin} {pinned}, but the host has {plugin} {loaded}")]
+    VersionUnavailable {
+        /// The community.
+        community: String,
+        /// The plugin.
+        plugin: String,
+        /// The version pinned.
+        pinned: String,
+        /// The version loaded.
+        loaded: String,
+    },
+    /// The plugin used a capability its community did not grant it; the call was
+    /// stopped there and nothing it did was kept.
+    #[error(
+        "{plugin}/{operation} used the capability `{capability}`, which community {community} has not granted it"
+    )]
+    CapabilityDenied {
+        /// The community.
+        community: String,
+        /// The plugin.
+        plugin: String,
+        /// The operation.
+        operation: String,
+        /// The capability (`state`, `events`).
+        capability: String,
+    },
     /// A bug in the host.
     #[error("internal error: {0}")]
     Internal(String),
@@ -418,6 +493,8 @@ struct Inner {
     store: Arc<dyn Store>,
     config: RuntimeConfig,
     plugins: RwLock<BTreeMap<String, Arc<LoadedPlugin>>>,
+    /// The admission gate, once set.
+    admission: std::sync::OnceLock<Arc<dyn Admission>>,
     /// Calls of one plugin in one community run one at a time, so a read-modify-write
     /// never loses an update.
     namespace_locks: Mutex<HashMap<Namespace, Arc<Mutex<()>>>>,
@@ -505,12 +582,67 @@ impl Runtime {
                 config,
                 plugins: RwLock::default(),
                 namespace_locks: Mutex::default(),
+                admission: std::sync::OnceLock::new(),
                 slots,
                 ticker_stop,
                 warm: Mutex::default(),
                 warm_clock: std::sync::atomic::AtomicU64::new(0),
             }),
         })
+    }
+
+    /// Sets the admission gate of every later call (once; later calls are refused).
+    pub fn set_admission(&self, admission: Arc<dyn Admission>) -> Result<(), RuntimeError> {
+        self.inner
+            .admission
+            .set(admission)
+            .map_err(|_| RuntimeError::AdmissionSet)
+    }
+
+    /// Asks the gate how the call's community runs its plugin: its config and grants.
+    fn admit(
+        &self,
+        inv: &Invocation,
+        plugin: &LoadedPlugin,
+    ) -> Result<(Arc<str>, Grants), InvokeError> {
+        let Some(gate) = self.inner.admission.get() else {
+            let config = match &inv.config {
+                Some(config) => config.to_string().into(),
+                None => plugin.default_config_json.clone(),
+            };
+            return Ok((config, Grants::ALL));
+        };
+        let admitted =
+            gate.admit(&inv.community, &inv.plugin)
+                .ok_or_else(|| InvokeError::NotEnabled {
+                    community: inv.community.clone(),
+                    plugin: inv.plugin.clone(),
+                })?;
+        let loaded = &plugin.manifest.manifest().version;
+        if let Some(pinned) = &admitted.version
+            && *pinned != loaded.to_string()
+        {
+            return Err(InvokeError::VersionUnavailable {
+                community: inv.community.clone(),
+                plugin: inv.plugin.clone(),
+                pinned: pinned.clone(),
+                loaded: loaded.to_string(),
+            });
+        }
+        let config = match (&inv.config, &admitted.config) {
+            (Some(config), _) => config.to_string().into(),
+            (None, Some(overrides)) if !overrides.is_empty() => {
+                let mut config = plugin.manifest.default_config().clone();
+                if let serde_json::Value::Object(map) = &mut config {
+                    for (k, v) in overrides.iter() {
+                        map.insert(k.clone(), v.clone());
+                    }
+                }
+                config.to_string().into()
+            }
+            (None, _) => plugin.default_config_json.clone(),
+        };
+        Ok((config, admitted.grants))
     }
 
     /// The clock of call contexts (and of everything that must agree with them).
@@ -632,6 +764,8 @@ impl Runtime {
             .ok_or_else(|| InvokeError::UnknownPlugin {
                 plugin: invocation.plugin.clone(),
             })?;
+        let admitted = self.admit(&invocation, &plugin)?;
+
         match plugin
             .manifest
             .check_input(&invocation.operation, &invocation.input)
@@ -669,13 +803,14 @@ impl Runtime {
         if tokio::runtime::Handle::try_current()
             .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
         {
-            let outcome =
-                tokio::task::block_in_place(|| inner.invoke_blocking(&plugin, invocation, durable));
+            let outcome = tokio::task::block_in_place(|| {
+                inner.invoke_blocking(&plugin, invocation, admitted, durable)
+            });
             drop(slot);
             return outcome;
         }
         tokio::task::spawn_blocking(move || {
-            let outcome = inner.invoke_blocking(&plugin, invocation, durable);
+            let outcome = inner.invoke_blocking(&plugin, invocation, admitted, durable);
             drop(slot);
             outcome
         })
@@ -719,6 +854,7 @@ impl Inner {
         &self,
         plugin: &Arc<LoadedPlugin>,
         inv: Invocation,
+        (config_json, grants): (Arc<str>, Grants),
         durable: bool,
     ) -> Result<Outcome, InvokeError> {
         let limits = &self.config.limits;
@@ -726,11 +862,9 @@ impl Inner {
         let lock = self.namespace_lock(&namespace);
         let serialised = lock.lock().unwrap_or_else(PoisonError::into_inner);
 
-        let config_json: Arc<str> = match &inv.config {
-            Some(config) => config.to_string().into(),
-            None => plugin.default_config_json.clone(),
-        };
         let call = CallState {
+            grants,
+            denied: None,
             namespace: namespace.clone(),
             store: self.store.clone(),
             manifest: plugin.manifest.clone(),
@@ -906,6 +1040,16 @@ impl Inner {
                     kind,
                     message,
                 });
+            }
+            Err(_) if data.denied.is_some() => {
+                let err = InvokeError::CapabilityDenied {
+                    community: inv.community.clone(),
+                    plugin: plugin_name,
+                    operation,
+                    capability: data.denied.unwrap_or_default().to_owned(),
+                };
+                tracing::warn!(community = %inv.community, request_id = %inv.request_id, error = %err, "plugin call refused");
+                return Err(err);
             }
             Err(error) => {
                 let err = classify(

@@ -48,6 +48,8 @@ pub struct Step {
     pub plugin: String,
     /// The operation in the URL.
     pub operation: String,
+    /// Whether the step sends an `Authorization` header (every documented call does).
+    pub authorized: bool,
     /// The `Idempotency-Key` header, if any.
     pub idempotency_key: Option<String>,
     /// The `-d` body.
@@ -65,16 +67,20 @@ impl Step {
 }
 
 /// The words of a shell command line in the restricted form of the examples: words
-/// separated by blanks, `'…'` quoting, `\` line continuations.
+/// separated by blanks, `'…'` and `"…"` quoting (no escapes, no expansion), `\` line
+/// continuations.
 fn words(command: &str) -> Vec<String> {
     let mut words = Vec::new();
     let mut word = String::new();
-    let (mut quoted, mut in_word) = (false, false);
+    // The quote that opened the current quoted part (' or "), if any.
+    let mut quote: Option<char> = None;
+    let mut in_word = false;
     let mut chars = command.chars().peekable();
     while let Some(c) = chars.next() {
+        let quoted = quote.is_some();
         match c {
-            '\'' => {
-                quoted = !quoted;
+            '\'' | '"' if quote.is_none_or(|q| q == c) => {
+                quote = if quoted { None } else { Some(c) };
                 in_word = true;
             }
             '\\' if !quoted && chars.peek() == Some(&'\n') => {
@@ -137,6 +143,7 @@ fn parse_curl(line: usize, text: &str) -> Step {
     let words = words(text);
     let mut url = None;
     let mut idempotency_key = None;
+    let mut authorized = false;
     let mut input = Value::Null;
     let mut it = words.iter().skip(1);
     while let Some(w) = it.next() {
@@ -149,10 +156,13 @@ fn parse_curl(line: usize, text: &str) -> Step {
                 let header = it
                     .next()
                     .unwrap_or_else(|| panic!("line {line}: -H without a header"));
-                if let Some((name, value)) = header.split_once(':')
-                    && name.trim().eq_ignore_ascii_case("idempotency-key")
-                {
-                    idempotency_key = Some(value.trim().to_owned());
+                if let Some((name, value)) = header.split_once(':') {
+                    if name.trim().eq_ignore_ascii_case("idempotency-key") {
+                        idempotency_key = Some(value.trim().to_owned());
+                    }
+                    if name.trim().eq_ignore_ascii_case("authorization") {
+                        authorized = true;
+                    }
                 }
             }
             "-d" => {
@@ -180,6 +190,7 @@ fn parse_curl(line: usize, text: &str) -> Step {
         community: parts[3].to_owned(),
         plugin: parts[5].to_owned(),
         operation: parts[7].to_owned(),
+        authorized,
         idempotency_key,
         input,
         expected: Value::Null,

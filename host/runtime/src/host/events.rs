@@ -12,6 +12,7 @@ pub(crate) const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
 impl events::Host for HostState {
     fn emit(&mut self, kind: String, payload: String) -> wasmtime::Result<Result<(), EmitError>> {
         let call = &mut self.call;
+        call.require("events", call.grants.events)?;
         if !call.manifest.declares_event(&kind) {
             return Ok(Err(EmitError::Invalid(format!(
                 "event kind {kind:?} is not declared in the manifest of {}",

@@ -35,6 +35,10 @@ pub(crate) struct HostState {
 
 /// What a call sees and does, apart from WASI.
 pub(crate) struct CallState {
+    /// The capabilities the community granted the plugin.
+    pub(crate) grants: crate::Grants,
+    /// The capability the plugin used without a grant, which stopped the call.
+    pub(crate) denied: Option<&'static str>,
     pub(crate) namespace: Namespace,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) manifest: Arc<PreparedManifest>,
@@ -54,6 +58,8 @@ impl HostState {
     /// (the state may serve a further call of a reused instance).
     pub(crate) fn take_call(&mut self) -> CallState {
         let empty = CallState {
+            grants: self.call.grants,
+            denied: None,
             namespace: self.call.namespace.clone(),
             store: self.call.store.clone(),
             manifest: self.call.manifest.clone(),
@@ -67,6 +73,25 @@ impl HostState {
             dropped_logs: 0,
         };
         std::mem::replace(&mut self.call, empty)
+    }
+}
+
+impl CallState {
+    /// Stops the call (a trap) if `capability` is not granted: the plugin asked for it
+    /// in its manifest and cannot do its work without it, and the community's admin
+    /// chose not to give it.
+    pub(crate) fn require(
+        &mut self,
+        capability: &'static str,
+        granted: bool,
+    ) -> wasmtime::Result<()> {
+        if granted {
+            return Ok(());
+        }
+        self.denied = Some(capability);
+        Err(wasmtime::Error::msg(format!(
+            "capability `{capability}` is not granted"
+        )))
     }
 }
 

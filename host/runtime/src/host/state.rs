@@ -97,14 +97,17 @@ impl CallState {
 
 impl state::Host for HostState {
     fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<Vec<u8>>, StateError>> {
+        self.call.require("state", self.call.grants.state)?;
         Ok(self.call.get(&key))
     }
 
     fn set(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<Result<(), StateError>> {
+        self.call.require("state", self.call.grants.state)?;
         Ok(self.call.write(key, Some(value)))
     }
 
     fn delete(&mut self, key: String) -> wasmtime::Result<Result<(), StateError>> {
+        self.call.require("state", self.call.grants.state)?;
         Ok(self.call.write(key, None))
     }
 
@@ -114,6 +117,7 @@ impl state::Host for HostState {
         start_after: Option<String>,
         limit: u32,
     ) -> wasmtime::Result<Result<Vec<Entry>, StateError>> {
+        self.call.require("state", self.call.grants.state)?;
         Ok(self.call.scan(&prefix, start_after.as_deref(), limit))
     }
 }

@@ -38,7 +38,7 @@ use crate::document::{MissedFires, Workflow, WorkflowName};
 use crate::expr::Vars;
 use courtyard_runtime::{Clock, EmittedEvent, Invocation, InvokeError, PluginErrorKind, Runtime};
 use courtyard_store::{Batch, Namespace, QueueName, Store, StoreError};
-use courtyard_tenancy::District;
+use courtyard_tenancy::Tenancy;
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -204,10 +204,10 @@ struct Community {
 struct Inner {
     runtime: Runtime,
     store: Arc<dyn Store>,
-    district: Arc<District>,
+    tenancy: Arc<Tenancy>,
     clock: Arc<dyn Clock>,
     config: EngineConfig,
-    communities: HashMap<String, Arc<Community>>,
+    communities: RwLock<HashMap<String, Arc<Community>>>,
     /// Deadlines: (due ms, community, run id).
     timers: Mutex<BTreeSet<(i64, String, String)>>,
     wake: tokio::sync::Notify,
@@ -339,20 +339,22 @@ impl Engine {
     pub fn open(
         runtime: Runtime,
         store: Arc<dyn Store>,
-        district: Arc<District>,
+        tenancy: Arc<Tenancy>,
         config: EngineConfig,
     ) -> Result<Self, WorkflowError> {
-        let communities = district
-            .communities
-            .iter()
-            .map(|c| (c.id.as_str().to_owned(), Arc::new(Community::default())))
-            .collect();
+        let communities = RwLock::new(
+            tenancy
+                .community_ids()
+                .into_iter()
+                .map(|id| (id, Arc::new(Community::default())))
+                .collect(),
+        );
         let clock = runtime.clock();
         let engine = Self {
             inner: Arc::new(Inner {
                 runtime,
                 store,
-                district,
+                tenancy,
                 clock,
                 config,
                 communities,
@@ -365,7 +367,7 @@ impl Engine {
                 id_salt: random_u32(),
             }),
         };
-        for (id, community) in &engine.inner.communities {
+        for (id, community) in &engine.inner.community_list() {
             engine.inner.load_workflows(id, community)?;
         }
         Ok(engine)
@@ -384,7 +386,7 @@ impl Engine {
     /// hand call it instead.
     pub fn resume(&self) -> Result<usize, WorkflowError> {
         let mut resumed = 0;
-        for (id, community) in &self.inner.communities {
+        for (id, community) in &self.inner.community_list() {
             let open = self.inner.store.scan(&ns(id), "open/", None, usize::MAX)?;
             for (key, _) in open {
                 let run_id = &key["open/".len()..];
@@ -404,10 +406,9 @@ impl Engine {
         Ok(resumed)
     }
 
-    fn community(&self, community: &str) -> Result<&Arc<Community>, WorkflowError> {
+    fn community(&self, community: &str) -> Result<Arc<Community>, WorkflowError> {
         self.inner
-            .communities
-            .get(community)
+            .community_of(community)
             .ok_or_else(|| WorkflowError::CommunityNotFound(community.to_owned()))
     }
 
@@ -417,7 +418,7 @@ impl Engine {
             name.clone(),
             document,
             &RuntimeCatalog(&self.inner.runtime),
-            &self.inner.district.time_zone,
+            self.inner.tenancy.time_zone(),
         )
         .map(drop)
         .map_err(WorkflowError::Invalid)
@@ -437,7 +438,7 @@ impl Engine {
             name.clone(),
             document.clone(),
             &RuntimeCatalog(&self.inner.runtime),
-            &self.inner.district.time_zone,
+            self.inner.tenancy.time_zone(),
         )
         .map_err(WorkflowError::Invalid)?;
         let _guard = c.lock.lock().await;
@@ -720,7 +721,7 @@ impl Engine {
     /// the API emitted some), so that they are dispatched now rather than at the next
     /// poll.
     pub fn notify_events(&self, community: &str) {
-        if let Some(c) = self.inner.communities.get(community) {
+        if let Some(c) = self.inner.community_of(community) {
             c.dirty.store(true, Ordering::Relaxed);
             self.inner.wake.notify_one();
         }
@@ -779,8 +780,8 @@ impl Engine {
 
     /// Dispatches every community's new events now.
     pub async fn dispatch_all(&self) -> Result<(), WorkflowError> {
-        for id in self.inner.communities.keys() {
-            self.inner.clone().dispatch(id).await?;
+        for (id, _) in self.inner.community_list() {
+            self.inner.clone().dispatch(&id).await?;
         }
         Ok(())
     }
@@ -799,9 +800,9 @@ impl Engine {
                 // One more dispatch round: a run that just finished may have emitted.
                 let pending = self
                     .inner
-                    .communities
-                    .keys()
-                    .any(|id| self.inner.undispatched(id).unwrap_or(false));
+                    .community_list()
+                    .iter()
+                    .any(|(id, _)| self.inner.undispatched(id).unwrap_or(false));
                 if !pending {
                     return;
                 }
@@ -812,6 +813,53 @@ impl Engine {
 }
 
 impl Inner {
+    /// The engine's part of a community, made when the tenancy has a community the
+    /// engine has not seen yet (one created over the API).
+    fn community_of(&self, id: &str) -> Option<Arc<Community>> {
+        if let Some(c) = self
+            .communities
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(id)
+        {
+            return Some(c.clone());
+        }
+        if !self.tenancy.has_community(id) {
+            return None;
+        }
+        Some(
+            self.communities
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(id.to_owned())
+                .or_default()
+                .clone(),
+        )
+    }
+
+    /// Every community, the ones created since the last look included.
+    fn community_list(&self) -> Vec<(String, Arc<Community>)> {
+        let known = self
+            .communities
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len();
+        if known != self.tenancy.community_count() {
+            for id in self.tenancy.community_ids() {
+                self.community_of(&id);
+            }
+        }
+        let mut list: Vec<_> = self
+            .communities
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(id, c)| (id.clone(), c.clone()))
+            .collect();
+        list.sort_by(|a, b| a.0.cmp(&b.0));
+        list
+    }
+
     fn load_workflows(&self, community: &str, c: &Community) -> Result<(), WorkflowError> {
         let records = self.store.scan(&ns(community), "wf/", None, usize::MAX)?;
         let mut map = BTreeMap::new();
@@ -822,7 +870,7 @@ impl Inner {
                 name,
                 record.document.clone(),
                 &RuntimeCatalog(&self.runtime),
-                &self.district.time_zone,
+                self.tenancy.time_zone(),
             ) {
                 Ok(compiled) => {
                     map.insert(
@@ -953,7 +1001,7 @@ impl Inner {
             WorkflowName::new(name).map_err(internal)?,
             document,
             &RuntimeCatalog(&self.runtime),
-            &self.district.time_zone,
+            self.tenancy.time_zone(),
         )
         .map_err(|p| {
             internal(format!(
@@ -1015,11 +1063,11 @@ impl Inner {
 
     fn community_json(&self, community: &str) -> Value {
         let name = self
-            .district
+            .tenancy
             .community(community)
-            .map(|c| c.name.clone())
+            .map(|c| c.name)
             .unwrap_or_default();
-        json!({"id": community, "name": name, "time_zone": self.district.time_zone})
+        json!({"id": community, "name": name, "time_zone": self.tenancy.time_zone()})
     }
 
     fn base_vars(&self, community: &str, wf: &CompiledWorkflow) -> Vars {
@@ -1251,7 +1299,7 @@ impl Inner {
                     match result {
                         Ok(outcome) => {
                             if !outcome.events.is_empty() {
-                                if let Some(c) = self.communities.get(community) {
+                                if let Some(c) = self.community_of(community) {
                                     c.dirty.store(true, Ordering::Relaxed);
                                 }
                                 self.wake.notify_one();
@@ -1387,7 +1435,7 @@ impl Inner {
                 w.emit(&event)?;
                 w.run(&run)?;
                 self.commit(w)?;
-                if let Some(c) = self.communities.get(community) {
+                if let Some(c) = self.community_of(community) {
                     c.dirty.store(true, Ordering::Relaxed);
                 }
                 self.wake.notify_one();
@@ -1418,7 +1466,7 @@ impl Inner {
                 matches,
                 timeout,
             } => {
-                let Some(c) = self.communities.get(community).cloned() else {
+                let Some(c) = self.community_of(community) else {
                     return Ok(Next::Stop);
                 };
                 let _guard = c.lock.lock().await;
@@ -1644,7 +1692,7 @@ impl Inner {
     /// Dispatches the community's new events: starts runs, wakes waits, moves the
     /// cursor, in one batch per page of events.
     async fn dispatch(self: Arc<Self>, community: &str) -> Result<(), WorkflowError> {
-        let Some(c) = self.communities.get(community).cloned() else {
+        let Some(c) = self.community_of(community) else {
             return Ok(());
         };
         let _guard = c.lock.lock().await;
@@ -1829,8 +1877,8 @@ impl Inner {
                 first_error.get_or_insert(e);
             }
         }
-        for community in self.communities.keys() {
-            if let Err(e) = self.clone().fire_schedules(community, now).await {
+        for (community, _) in self.community_list() {
+            if let Err(e) = self.clone().fire_schedules(&community, now).await {
                 tracing::error!(%community, error = %e, "cannot fire the schedules");
                 first_error.get_or_insert(e);
             }
@@ -1844,7 +1892,7 @@ impl Inner {
         community: &str,
         run_id: &str,
     ) -> Result<(), WorkflowError> {
-        let Some(c) = self.communities.get(community).cloned() else {
+        let Some(c) = self.community_of(community) else {
             return Ok(());
         };
         let _guard = c.lock.lock().await;
@@ -1912,7 +1960,7 @@ impl Inner {
         community: &str,
         now: i64,
     ) -> Result<(), WorkflowError> {
-        let Some(c) = self.communities.get(community).cloned() else {
+        let Some(c) = self.community_of(community) else {
             return Ok(());
         };
         let has_crons = c
@@ -1990,7 +2038,8 @@ impl Inner {
     /// Drives every open run that should be running but that no task drives (its
     /// driver stopped on an error): a safety net, run every [`SWEEP_EVERY`].
     fn sweep_stuck(self: &Arc<Self>) {
-        for id in self.communities.keys() {
+        for (id, _) in self.community_list() {
+            let id = &id;
             let open = match self.store.scan(&ns(id), "open/", None, usize::MAX) {
                 Ok(open) => open,
                 Err(e) => {
@@ -2048,7 +2097,7 @@ impl Inner {
                 last_stuck_sweep = std::time::Instant::now();
                 self.sweep_stuck();
             }
-            for (id, c) in &self.communities {
+            for (id, c) in &self.community_list() {
                 if sweep || c.dirty.load(Ordering::Relaxed) {
                     let inner = self.clone();
                     let id = id.clone();
@@ -2148,6 +2197,10 @@ fn classify(e: &InvokeError) -> Failure {
         InvokeError::UnknownPlugin { .. } | InvokeError::UnknownOperation { .. } => {
             ("not-found", false)
         }
+        InvokeError::NotEnabled { .. } | InvokeError::VersionUnavailable { .. } => {
+            ("not-enabled", false)
+        }
+        InvokeError::CapabilityDenied { .. } => ("capability-denied", false),
         InvokeError::Trap { .. } | InvokeError::BadOutput { .. } | InvokeError::Internal(_) => {
             ("plugin-failed", false)
         }

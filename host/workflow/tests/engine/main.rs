@@ -6,7 +6,7 @@ use courtyard_plugin_artifacts::{Artifact, MISBEHAVE, STANDARD};
 use courtyard_registry::{EventKind, Package};
 use courtyard_runtime::{Clock, Invocation, Runtime, RuntimeConfig};
 use courtyard_store::SledStore;
-use courtyard_tenancy::District;
+use courtyard_tenancy::{District, SeedPlugin, Tenancy};
 use courtyard_workflow::compile::{Format, parse};
 use courtyard_workflow::engine::{RunQuery, RunRecord, RunStatus, RunTrigger, StepStatus};
 use courtyard_workflow::{Engine, EngineConfig, WorkflowError, WorkflowName};
@@ -81,8 +81,12 @@ fn host_at(dir: &Path, clock: Arc<ManualClock>, config: EngineConfig) -> Host {
     for artifact in STANDARD.iter().copied().chain([MISBEHAVE]) {
         runtime.load(&package(artifact)).expect("load");
     }
-    let district = Arc::new(District::reference().expect("district"));
-    let engine = Engine::open(runtime.clone(), store, district, config).expect("engine");
+    // The district's records, seeded from its file; no admission gate is set, so every
+    // plugin runs everywhere (the API's tests cover the gate).
+    let district = District::reference().expect("district");
+    let tenancy =
+        Tenancy::open(store.clone(), &district, &SeedPlugin::all_of(&runtime)).expect("tenancy");
+    let engine = Engine::open(runtime.clone(), store, Arc::new(tenancy), config).expect("engine");
     engine.resume().expect("resume");
     Host {
         engine,

@@ -1,0 +1,1 @@
+//! The authorization matrix (filled in below).
