@@ -1,6 +1,8 @@
 //! Communities, the plugins each runs, their tokens, their alarms and the audit log.
 
 use crate::auth::{AdminOf, Caller, Operator};
+use crate::error::ErrorResponse;
+use crate::openapi::{CommunityErrors, TokenErrors};
 use crate::{ApiError, AppState};
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -8,10 +10,13 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use courtyard_registry::Capability;
-use courtyard_tenancy::{CommunityId, CommunityRecord, Enablement, NewToken, Role, TokenInfo};
+use courtyard_tenancy::{
+    AuditEntry, CommunityId, CommunityRecord, Enablement, NewToken, Role, TokenInfo,
+};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use std::collections::BTreeSet;
+use utoipa::{IntoParams, ToSchema};
 
 fn created(location: String, body: impl Serialize) -> Response {
     let mut response = (StatusCode::CREATED, Json(body)).into_response();
@@ -38,12 +43,18 @@ fn refused(
 // ----- communities -----
 
 /// A community with its scenario mix.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct CommunityView {
     #[serde(flatten)]
     record: CommunityRecord,
     /// The plugins it runs, by name.
     plugins: Vec<String>,
+}
+
+/// Communities.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct CommunityList {
+    communities: Vec<CommunityView>,
 }
 
 fn view(state: &AppState, record: CommunityRecord) -> CommunityView {
@@ -58,10 +69,17 @@ fn view(state: &AppState, record: CommunityRecord) -> CommunityView {
 
 /// `GET /v1/communities`: every community for the operator; their own for a community's
 /// admin.
+#[utoipa::path(
+    get,
+    path = "/v1/communities",
+    tag = "communities",
+    responses((status = 200, description = "Every community (the operator) or the caller's own (an admin)", body = CommunityList), TokenErrors),
+    security(("bearer" = []))
+)]
 pub(crate) async fn list(
     State(state): State<AppState>,
     caller: Caller,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<CommunityList>, ApiError> {
     let communities: Vec<CommunityView> = match caller.role() {
         Role::Operator => state
             .tenancy
@@ -82,11 +100,11 @@ pub(crate) async fn list(
             ));
         }
     };
-    Ok(Json(json!({ "communities": communities })))
+    Ok(Json(CommunityList { communities }))
 }
 
 /// The body of `POST /v1/communities`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewCommunity {
     id: CommunityId,
@@ -104,6 +122,14 @@ fn check_name(name: &str) -> Result<String, ApiError> {
 }
 
 /// `POST /v1/communities` (operator): a new community, with no plugins yet.
+#[utoipa::path(
+    post,
+    path = "/v1/communities",
+    tag = "communities",
+    request_body = NewCommunity,
+    responses((status = 201, description = "Created, with no plugins", body = CommunityView), (status = 409, description = "The id is taken", body = ErrorResponse), TokenErrors),
+    security(("bearer" = []))
+)]
 pub(crate) async fn create(
     State(state): State<AppState>,
     Operator(caller): Operator,
@@ -121,6 +147,14 @@ pub(crate) async fn create(
 }
 
 /// `GET /v1/communities/{community}`
+#[utoipa::path(
+    get,
+    path = "/v1/communities/{community}",
+    tag = "communities",
+    params(("community" = String, Path, description = "The community id (`nanhu`)")),
+    responses((status = 200, description = "The community and its scenario mix", body = CommunityView), CommunityErrors),
+    security(("bearer" = []))
+)]
 pub(crate) async fn get(
     State(state): State<AppState>,
     AdminOf { community, .. }: AdminOf,
@@ -133,13 +167,22 @@ pub(crate) async fn get(
 }
 
 /// The body of `PATCH /v1/communities/{community}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CommunityPatch {
     name: String,
 }
 
 /// `PATCH /v1/communities/{community}`: renames it.
+#[utoipa::path(
+    patch,
+    path = "/v1/communities/{community}",
+    tag = "communities",
+    params(("community" = String, Path, description = "The community id (`nanhu`)")),
+    request_body = CommunityPatch,
+    responses((status = 200, description = "Renamed", body = CommunityView), CommunityErrors),
+    security(("bearer" = []))
+)]
 pub(crate) async fn update(
     State(state): State<AppState>,
     admin: AdminOf,
@@ -156,7 +199,7 @@ pub(crate) async fn update(
 // ----- plugins of a community -----
 
 /// A plugin as a community runs it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct EnablementView {
     plugin: String,
     /// The version pinned (none: whichever the host has).
@@ -164,14 +207,23 @@ pub(crate) struct EnablementView {
     /// The version the host has.
     loaded_version: Option<String>,
     /// What the community set.
+    #[schema(value_type = Object)]
     config: Map<String, Value>,
     /// The config the plugin sees: the community's over the manifest's defaults.
     effective_config: Value,
     /// The capabilities granted.
+    #[schema(value_type = Vec<String>)]
     grants: BTreeSet<Capability>,
     /// The capabilities the manifest requests.
+    #[schema(value_type = Vec<String>)]
     requested: Vec<Capability>,
     updated_ms: i64,
+}
+
+/// The plugins a community runs.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct EnablementList {
+    plugins: Vec<EnablementView>,
 }
 
 fn enablement_view(state: &AppState, e: &Enablement) -> EnablementView {
@@ -195,17 +247,25 @@ fn enablement_view(state: &AppState, e: &Enablement) -> EnablementView {
 }
 
 /// `GET /v1/communities/{community}/plugins`
+#[utoipa::path(
+    get,
+    path = "/v1/communities/{community}/plugins",
+    tag = "plugins",
+    params(("community" = String, Path, description = "The community id (`nanhu`)")),
+    responses((status = 200, description = "The plugins the community runs", body = EnablementList), CommunityErrors),
+    security(("bearer" = []))
+)]
 pub(crate) async fn plugins(
     State(state): State<AppState>,
     AdminOf { community, .. }: AdminOf,
-) -> Json<Value> {
+) -> Json<EnablementList> {
     let plugins: Vec<EnablementView> = state
         .tenancy
         .enabled(&community)
         .iter()
         .map(|e| enablement_view(&state, e))
         .collect();
-    Json(json!({ "plugins": plugins }))
+    Json(EnablementList { plugins })
 }
 
 fn not_enabled(community: &str, plugin: &str) -> ApiError {
@@ -216,6 +276,14 @@ fn not_enabled(community: &str, plugin: &str) -> ApiError {
 }
 
 /// `GET /v1/communities/{community}/plugins/{plugin}`
+#[utoipa::path(
+    get,
+    path = "/v1/communities/{community}/plugins/{plugin}",
+    tag = "plugins",
+    params(("community" = String, Path, description = "The community id (`nanhu`)"), ("plugin" = String, Path, description = "The plugin name (`canteen`)")),
+    responses((status = 200, description = "How the community runs the plugin", body = EnablementView), CommunityErrors),
+    security(("bearer" = []))
+)]
 pub(crate) async fn plugin(
     State(state): State<AppState>,
     AdminOf { community, .. }: AdminOf,
@@ -230,22 +298,35 @@ pub(crate) async fn plugin(
 
 /// The body of `PUT /v1/communities/{community}/plugins/{plugin}`. The whole
 /// enablement: what is left out takes its default.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct EnableBody {
     /// Pin this version (it must be the one the host has); none: follow the host.
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     version: Option<semver::Version>,
     /// Top-level config keys over the manifest's defaults; none: the defaults.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     config: Option<Map<String, Value>>,
-    /// The capabilities granted; none: every capability the manifest requests.
+    /// The capabilities granted (`state`, `events`); none: every capability the
+    /// manifest requests.
     #[serde(default)]
+    #[schema(value_type = Option<Vec<String>>)]
     grants: Option<BTreeSet<Capability>>,
 }
 
 /// `PUT /v1/communities/{community}/plugins/{plugin}`: enables the plugin, or changes
 /// its version pin, config or grants. 201 when newly enabled, 200 otherwise.
+#[utoipa::path(
+    put,
+    path = "/v1/communities/{community}/plugins/{plugin}",
+    tag = "plugins",
+    params(("community" = String, Path, description = "The community id (`nanhu`)"), ("plugin" = String, Path, description = "The plugin name (`canteen`)")),
+    request_body = EnableBody,
+    responses((status = 200, description = "Reconfigured", body = EnablementView), (status = 201, description = "Enabled", body = EnablementView), (status = 422, description = "A version the host does not have, a config its schema refuses (`details` names the fields), or a grant the manifest does not request", body = ErrorResponse), CommunityErrors),
+    security(("bearer" = []))
+)]
 pub(crate) async fn enable(
     State(state): State<AppState>,
     admin: AdminOf,
@@ -346,6 +427,14 @@ pub(crate) async fn enable(
 
 /// `DELETE /v1/communities/{community}/plugins/{plugin}`: disables it; its state is
 /// kept for when it is enabled again.
+#[utoipa::path(
+    delete,
+    path = "/v1/communities/{community}/plugins/{plugin}",
+    tag = "plugins",
+    params(("community" = String, Path, description = "The community id (`nanhu`)"), ("plugin" = String, Path, description = "The plugin name (`canteen`)")),
+    responses((status = 204, description = "Disabled; its state is kept"), CommunityErrors),
+    security(("bearer" = []))
+)]
 pub(crate) async fn disable(
     State(state): State<AppState>,
     admin: AdminOf,
@@ -371,7 +460,8 @@ fn capability_name(c: Capability) -> String {
 // ----- alarms -----
 
 /// The query of `GET /v1/communities/{community}/alarms`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AlarmsQuery {
     /// Comma-separated states (`open,acknowledged`).
@@ -388,6 +478,14 @@ pub(crate) struct AlarmsQuery {
 
 /// `GET /v1/communities/{community}/alarms`: the alarms of alert-rules (which must be
 /// enabled), newest first, filtered by the query.
+#[utoipa::path(
+    get,
+    path = "/v1/communities/{community}/alarms",
+    tag = "alarms",
+    params(("community" = String, Path, description = "The community id (`nanhu`)"), AlarmsQuery),
+    responses((status = 200, description = "Alarms of alert-rules (its `list-alarms` output)", body = Object), CommunityErrors),
+    security(("bearer" = []))
+)]
 pub(crate) async fn alarms(
     State(state): State<AppState>,
     AdminOf { community, .. }: AdminOf,
@@ -439,7 +537,7 @@ pub(crate) async fn alarms(
 // ----- tokens -----
 
 /// A token, with its secret (only in the answer that created it).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct CreatedToken {
     /// The bearer secret: shown this once, stored only as a hash.
     token: String,
@@ -464,8 +562,14 @@ fn check_label(label: Option<String>) -> Result<String, ApiError> {
     Ok(label)
 }
 
+/// Tokens (never their secrets).
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct TokenList {
+    tokens: Vec<TokenInfo>,
+}
+
 /// The body of `POST /v1/communities/{community}/tokens`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewCommunityToken {
     /// `device` (the default) or, for the operator, `admin`.
@@ -477,15 +581,34 @@ pub(crate) struct NewCommunityToken {
 }
 
 /// `GET /v1/communities/{community}/tokens`
+#[utoipa::path(
+    get,
+    path = "/v1/communities/{community}/tokens",
+    tag = "tokens",
+    params(("community" = String, Path, description = "The community id (`nanhu`)")),
+    responses((status = 200, description = "The community's tokens (never their secrets)", body = TokenList), CommunityErrors),
+    security(("bearer" = []))
+)]
 pub(crate) async fn tokens(
     State(state): State<AppState>,
     AdminOf { community, .. }: AdminOf,
-) -> Json<Value> {
-    Json(json!({ "tokens": state.tenancy.tokens(Some(&community)) }))
+) -> Json<TokenList> {
+    Json(TokenList {
+        tokens: state.tenancy.tokens(Some(&community)),
+    })
 }
 
 /// `POST /v1/communities/{community}/tokens`: a device token (admins), or an admin
 /// token (the operator).
+#[utoipa::path(
+    post,
+    path = "/v1/communities/{community}/tokens",
+    tag = "tokens",
+    params(("community" = String, Path, description = "The community id (`nanhu`)")),
+    request_body = NewCommunityToken,
+    responses((status = 201, description = "Created; the secret is in this answer only", body = CreatedToken), CommunityErrors),
+    security(("bearer" = []))
+)]
 pub(crate) async fn create_token(
     State(state): State<AppState>,
     admin: AdminOf,
@@ -530,6 +653,14 @@ fn token_not_found(id: &str) -> ApiError {
 
 /// `DELETE /v1/communities/{community}/tokens/{token}`: revokes one of the community's
 /// tokens (an admin: its devices').
+#[utoipa::path(
+    delete,
+    path = "/v1/communities/{community}/tokens/{token}",
+    tag = "tokens",
+    params(("community" = String, Path, description = "The community id (`nanhu`)"), ("token" = String, Path, description = "The token id (`tok_…`)")),
+    responses((status = 204, description = "Revoked"), CommunityErrors),
+    security(("bearer" = []))
+)]
 pub(crate) async fn revoke_token(
     State(state): State<AppState>,
     admin: AdminOf,
@@ -554,14 +685,23 @@ pub(crate) async fn revoke_token(
 }
 
 /// `GET /v1/tokens` (operator): every token.
-pub(crate) async fn all_tokens(State(state): State<AppState>, _: Operator) -> Json<Value> {
-    Json(json!({ "tokens": state.tenancy.tokens(None) }))
+#[utoipa::path(
+    get,
+    path = "/v1/tokens",
+    tag = "tokens",
+    responses((status = 200, description = "Every token (never their secrets)", body = TokenList), TokenErrors),
+    security(("bearer" = []))
+)]
+pub(crate) async fn all_tokens(State(state): State<AppState>, _: Operator) -> Json<TokenList> {
+    Json(TokenList {
+        tokens: state.tenancy.tokens(None),
+    })
 }
 
 /// The body of `POST /v1/tokens`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct NewToken2 {
+pub(crate) struct NewTokenBody {
     role: Role,
     #[serde(default)]
     community: Option<CommunityId>,
@@ -570,10 +710,18 @@ pub(crate) struct NewToken2 {
 }
 
 /// `POST /v1/tokens` (operator): a token of any role.
+#[utoipa::path(
+    post,
+    path = "/v1/tokens",
+    tag = "tokens",
+    request_body = NewTokenBody,
+    responses((status = 201, description = "Created; the secret is in this answer only", body = CreatedToken), TokenErrors),
+    security(("bearer" = []))
+)]
 pub(crate) async fn create_any_token(
     State(state): State<AppState>,
     Operator(caller): Operator,
-    body: Result<Json<NewToken2>, JsonRejection>,
+    body: Result<Json<NewTokenBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(body) = body?;
     let token = state.tenancy.create_token(
@@ -587,6 +735,14 @@ pub(crate) async fn create_any_token(
 }
 
 /// `DELETE /v1/tokens/{token}` (operator).
+#[utoipa::path(
+    delete,
+    path = "/v1/tokens/{token}",
+    tag = "tokens",
+    params(("token" = String, Path, description = "The token id (`tok_…`)")),
+    responses((status = 204, description = "Revoked"), (status = 404, description = "No such token", body = ErrorResponse), TokenErrors),
+    security(("bearer" = []))
+)]
 pub(crate) async fn revoke_any_token(
     State(state): State<AppState>,
     Operator(caller): Operator,
@@ -602,7 +758,8 @@ pub(crate) async fn revoke_any_token(
 // ----- audit -----
 
 /// The query of the audit routes.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AuditQuery {
     /// Entries before this `seq`.
@@ -611,11 +768,19 @@ pub(crate) struct AuditQuery {
     limit: Option<usize>,
 }
 
+/// A page of the audit log.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct AuditPage {
+    entries: Vec<AuditEntry>,
+    /// Pass as `before` for the next page (none: the last page).
+    next: Option<u64>,
+}
+
 fn audit_page(
     state: &AppState,
     community: Option<&str>,
     query: Result<Query<AuditQuery>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AuditPage>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::BadQuery(e.body_text()))?;
     let limit = q.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
@@ -625,23 +790,39 @@ fn audit_page(
     let next = (entries.len() == limit)
         .then(|| entries.last().map(|e| e.seq))
         .flatten();
-    Ok(Json(json!({ "entries": entries, "next": next })))
+    Ok(Json(AuditPage { entries, next }))
 }
 
 /// `GET /v1/communities/{community}/audit`: the community's changes, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/communities/{community}/audit",
+    tag = "audit",
+    params(("community" = String, Path, description = "The community id (`nanhu`)"), AuditQuery),
+    responses((status = 200, description = "The community's changes, newest first", body = AuditPage), CommunityErrors),
+    security(("bearer" = []))
+)]
 pub(crate) async fn audit(
     State(state): State<AppState>,
     AdminOf { community, .. }: AdminOf,
     query: Result<Query<AuditQuery>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AuditPage>, ApiError> {
     audit_page(&state, Some(&community), query)
 }
 
 /// `GET /v1/audit` (operator): every change, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/audit",
+    tag = "audit",
+    params(AuditQuery),
+    responses((status = 200, description = "Every change, newest first", body = AuditPage), TokenErrors),
+    security(("bearer" = []))
+)]
 pub(crate) async fn all_audit(
     State(state): State<AppState>,
     _: Operator,
     query: Result<Query<AuditQuery>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AuditPage>, ApiError> {
     audit_page(&state, None, query)
 }

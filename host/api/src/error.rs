@@ -96,17 +96,23 @@ pub enum ApiError {
     Tenancy(#[from] courtyard_tenancy::TenancyError),
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: ErrorBody<'a>,
+/// The body of every error response.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorResponse {
+    /// The error.
+    pub error: ErrorBody,
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    code: &'a str,
-    message: String,
+/// What went wrong.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// Machine-readable: `community_not_found`, `invalid_config`, `rate_limited`, …
+    pub code: String,
+    /// For a person: what was wrong, and (for a 4xx) what to do instead.
+    pub message: String,
+    /// `path: problem` lines, when there are several problems (schemas, documents).
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    details: Vec<String>,
+    pub details: Vec<String>,
 }
 
 impl ApiError {
@@ -453,9 +459,9 @@ impl IntoResponse for ApiError {
         }
         let mut response = (
             status,
-            Json(Body {
+            Json(ErrorResponse {
                 error: ErrorBody {
-                    code,
+                    code: code.to_owned(),
                     message,
                     details,
                 },

@@ -7,27 +7,31 @@
 mod auth;
 mod communities;
 mod error;
+mod openapi;
 mod registry;
 mod workflows;
 
 pub use auth::{Caller, Rate, RateLimits};
-pub use error::ApiError;
+pub use error::{ApiError, ErrorBody, ErrorResponse};
 
 use auth::{MemberOf, Operator};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, HeaderValue, Uri};
 use axum::response::IntoResponse;
-use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use courtyard_runtime::{Invocation, Runtime};
 use courtyard_tenancy::Tenancy;
 use courtyard_workflow::Engine;
 use metrics_exporter_prometheus::PrometheusHandle;
+use openapi::{CommunityErrors, TokenErrors};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The largest request body accepted, in bytes (413 beyond).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -137,89 +141,54 @@ impl RequestIds {
     }
 }
 
-/// The router of the whole API.
+/// The routes and their OpenAPI description, built together.
+fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(healthz))
+        .routes(routes!(metrics))
+        .routes(routes!(registry::list))
+        .routes(routes!(registry::versions))
+        .routes(routes!(registry::version))
+        .routes(routes!(communities::list, communities::create))
+        .routes(routes!(communities::get, communities::update))
+        .routes(routes!(communities::plugins))
+        .routes(routes!(
+            communities::plugin,
+            communities::enable,
+            communities::disable
+        ))
+        .routes(routes!(invoke))
+        .routes(routes!(communities::alarms))
+        .routes(routes!(communities::tokens, communities::create_token))
+        .routes(routes!(communities::revoke_token))
+        .routes(routes!(communities::audit))
+        .routes(routes!(
+            communities::all_tokens,
+            communities::create_any_token
+        ))
+        .routes(routes!(communities::revoke_any_token))
+        .routes(routes!(communities::all_audit))
+        .routes(routes!(workflows::list))
+        .routes(routes!(workflows::apply, workflows::get, workflows::remove))
+        .routes(routes!(workflows::enable))
+        .routes(routes!(workflows::disable))
+        .routes(routes!(workflows::start))
+        .routes(routes!(workflows::ingest))
+        .routes(routes!(workflows::runs))
+        .routes(routes!(workflows::run))
+}
+
+/// The OpenAPI 3.1 document of the API, as served at `/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api().into_openapi()
+}
+
+/// The router of the whole API, with `/openapi.json` and the interactive API page at
+/// `/docs` (Swagger UI, its assets compiled into the binary).
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
-        .route("/v1/plugins", get(registry::list))
-        .route("/v1/plugins/{plugin}", get(registry::versions))
-        .route("/v1/plugins/{plugin}/{version}", get(registry::version))
-        .route(
-            "/v1/communities",
-            get(communities::list).post(communities::create),
-        )
-        .route(
-            "/v1/communities/{community}",
-            get(communities::get).patch(communities::update),
-        )
-        .route(
-            "/v1/communities/{community}/plugins",
-            get(communities::plugins),
-        )
-        .route(
-            "/v1/communities/{community}/plugins/{plugin}",
-            get(communities::plugin)
-                .put(communities::enable)
-                .delete(communities::disable),
-        )
-        .route(
-            "/v1/communities/{community}/alarms",
-            get(communities::alarms),
-        )
-        .route(
-            "/v1/communities/{community}/tokens",
-            get(communities::tokens).post(communities::create_token),
-        )
-        .route(
-            "/v1/communities/{community}/tokens/{token}",
-            axum::routing::delete(communities::revoke_token),
-        )
-        .route("/v1/communities/{community}/audit", get(communities::audit))
-        .route(
-            "/v1/tokens",
-            get(communities::all_tokens).post(communities::create_any_token),
-        )
-        .route(
-            "/v1/tokens/{token}",
-            axum::routing::delete(communities::revoke_any_token),
-        )
-        .route("/v1/audit", get(communities::all_audit))
-        .route(
-            "/v1/communities/{community}/plugins/{plugin}/invoke/{operation}",
-            post(invoke),
-        )
-        .route(
-            "/v1/communities/{community}/workflows",
-            get(workflows::list),
-        )
-        .route(
-            "/v1/communities/{community}/workflows/{workflow}",
-            put(workflows::apply)
-                .get(workflows::get)
-                .delete(workflows::remove),
-        )
-        .route(
-            "/v1/communities/{community}/workflows/{workflow}/enable",
-            post(workflows::enable),
-        )
-        .route(
-            "/v1/communities/{community}/workflows/{workflow}/disable",
-            post(workflows::disable),
-        )
-        .route(
-            "/v1/communities/{community}/workflows/{workflow}/runs",
-            post(workflows::start),
-        )
-        .route(
-            "/v1/communities/{community}/events",
-            post(workflows::ingest),
-        )
-        .route("/v1/communities/{community}/runs", get(workflows::runs))
-        .route(
-            "/v1/communities/{community}/runs/{run}",
-            get(workflows::run),
-        )
+    let (routes, document) = api().split_for_parts();
+    routes
+        .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", document))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -231,11 +200,24 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Liveness: open to anyone, and says nothing about the district.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "system",
+    responses((status = 200, description = "The host is up", body = Object))
+)]
 async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
 /// Prometheus metrics (text exposition format), for the operator.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "system",
+    responses((status = 200, description = "Prometheus text exposition format", body = String, content_type = "text/plain"), TokenErrors),
+    security(("bearer" = []))
+)]
 async fn metrics(State(state): State<AppState>, _: Operator) -> impl IntoResponse {
     let body = state.metrics.as_ref().map_or_else(String::new, |handle| {
         handle.run_upkeep();
@@ -296,6 +278,15 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     Ok(Some(key.to_owned()))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/communities/{community}/plugins/{plugin}/invoke/{operation}",
+    tag = "invoke",
+    params(("community" = String, Path, description = "The community id (`nanhu`)"), ("plugin" = String, Path, description = "The plugin name (`canteen`)"), ("operation" = String, Path, description = "The operation"), ("Idempotency-Key" = Option<String>, Header, description = "Makes a retried call apply once (1 to 200 visible ASCII characters)")),
+    request_body(content = Object, description = "The operation's input, as its schema in the manifest says"),
+    responses((status = 200, description = "The operation's output", body = Object), (status = 409, description = "The plugin refused: a conflict", body = ErrorResponse), (status = 503, description = "The plugin ran out of time or memory, or is unavailable", body = ErrorResponse), CommunityErrors),
+    security(("bearer" = []))
+)]
 async fn invoke(
     State(state): State<AppState>,
     MemberOf { community, .. }: MemberOf,

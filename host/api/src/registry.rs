@@ -1,6 +1,8 @@
 //! The plugin registry: what plugins the host has, and their manifests.
 
 use crate::auth::Caller;
+use crate::error::ErrorResponse;
+use crate::openapi::TokenErrors;
 use crate::{ApiError, AppState};
 use axum::Json;
 use axum::extract::{Path, State};
@@ -14,6 +16,13 @@ fn plugin_not_found(plugin: &str) -> ApiError {
 }
 
 /// `GET /v1/plugins` (any token): every plugin, with its version and what it does.
+#[utoipa::path(
+    get,
+    path = "/v1/plugins",
+    tag = "registry",
+    responses((status = 200, description = "Every plugin the host has", body = Object), TokenErrors),
+    security(("bearer" = []))
+)]
 pub(crate) async fn list(State(state): State<AppState>, _: Caller) -> Json<Value> {
     let plugins: Vec<Value> = state
         .runtime
@@ -35,6 +44,14 @@ pub(crate) async fn list(State(state): State<AppState>, _: Caller) -> Json<Value
 }
 
 /// `GET /v1/plugins/{plugin}` (any token): its versions.
+#[utoipa::path(
+    get,
+    path = "/v1/plugins/{plugin}",
+    tag = "registry",
+    params(("plugin" = String, Path, description = "The plugin name (`canteen`)")),
+    responses((status = 200, description = "The plugin's versions", body = Object), (status = 404, description = "No such plugin", body = ErrorResponse), TokenErrors),
+    security(("bearer" = []))
+)]
 pub(crate) async fn versions(
     State(state): State<AppState>,
     _: Caller,
@@ -53,6 +70,14 @@ pub(crate) async fn versions(
 }
 
 /// `GET /v1/plugins/{plugin}/{version}` (any token): that version's manifest.
+#[utoipa::path(
+    get,
+    path = "/v1/plugins/{plugin}/{version}",
+    tag = "registry",
+    params(("plugin" = String, Path, description = "The plugin name (`canteen`)"), ("version" = String, Path, description = "The version (`0.1.0`)")),
+    responses((status = 200, description = "The manifest of that version", body = Object), (status = 404, description = "No such plugin or version", body = ErrorResponse), TokenErrors),
+    security(("bearer" = []))
+)]
 pub(crate) async fn version(
     State(state): State<AppState>,
     _: Caller,

@@ -1,6 +1,8 @@
 //! Workflows, events and runs: the HTTP face of `courtyard-workflow`.
 
 use crate::auth::{AdminOf, MemberOf};
+use crate::error::ErrorResponse;
+use crate::openapi::CommunityErrors;
 use crate::{ApiError, AppState};
 use axum::Json;
 use axum::body::Bytes;
@@ -14,14 +16,19 @@ use courtyard_workflow::engine::{RunQuery, RunStatus};
 use courtyard_workflow::{WorkflowError, WorkflowName};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
 
 /// The body of `POST /v1/communities/{community}/events`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct EventBody {
+    /// The event's kind: dot-separated segments (`camera.object-thrown`).
     kind: String,
+    /// A JSON object (`{}` when left out).
     #[serde(default = "empty_object")]
+    #[schema(value_type = Object)]
     payload: Value,
+    /// An idempotency id: the same id posted again is accepted once.
     #[serde(default)]
     id: Option<String>,
 }
@@ -35,6 +42,14 @@ fn workflow_name(name: String) -> Result<WorkflowName, ApiError> {
 }
 
 /// `GET /v1/communities/{community}/workflows`
+#[utoipa::path(
+    get,
+    path = "/v1/communities/{community}/workflows",
+    tag = "workflows",
+    params(("community" = String, Path, description = "The community id (`nanhu`)")),
+    responses((status = 200, description = "The community's workflows with their on/off state", body = Object), CommunityErrors),
+    security(("bearer" = []))
+)]
 pub(crate) async fn list(
     State(state): State<AppState>,
     AdminOf { community, .. }: AdminOf,
@@ -45,6 +60,15 @@ pub(crate) async fn list(
 
 /// `PUT /v1/communities/{community}/workflows/{workflow}`: the body is the document,
 /// YAML or JSON by its content type.
+#[utoipa::path(
+    put,
+    path = "/v1/communities/{community}/workflows/{workflow}",
+    tag = "workflows",
+    params(("community" = String, Path, description = "The community id (`nanhu`)"), ("workflow" = String, Path, description = "The workflow name")),
+    request_body(content = String, content_type = "application/yaml", description = "The workflow document, YAML (`application/yaml`) or JSON (`application/json`); schema: schemas/workflow.schema.json"),
+    responses((status = 200, description = "Replaced", body = Object), (status = 201, description = "Created", body = Object), (status = 415, description = "Neither YAML nor JSON", body = ErrorResponse), (status = 422, description = "Refused; `details` says where and why", body = ErrorResponse), CommunityErrors),
+    security(("bearer" = []))
+)]
 pub(crate) async fn apply(
     State(state): State<AppState>,
     admin: AdminOf,
@@ -92,6 +116,14 @@ pub(crate) async fn apply(
 }
 
 /// `GET /v1/communities/{community}/workflows/{workflow}`
+#[utoipa::path(
+    get,
+    path = "/v1/communities/{community}/workflows/{workflow}",
+    tag = "workflows",
+    params(("community" = String, Path, description = "The community id (`nanhu`)"), ("workflow" = String, Path, description = "The workflow name")),
+    responses((status = 200, description = "The workflow", body = Object), CommunityErrors),
+    security(("bearer" = []))
+)]
 pub(crate) async fn get(
     State(state): State<AppState>,
     AdminOf { community, .. }: AdminOf,
@@ -101,6 +133,14 @@ pub(crate) async fn get(
 }
 
 /// `DELETE /v1/communities/{community}/workflows/{workflow}`
+#[utoipa::path(
+    delete,
+    path = "/v1/communities/{community}/workflows/{workflow}",
+    tag = "workflows",
+    params(("community" = String, Path, description = "The community id (`nanhu`)"), ("workflow" = String, Path, description = "The workflow name")),
+    responses((status = 204, description = "Removed"), CommunityErrors),
+    security(("bearer" = []))
+)]
 pub(crate) async fn remove(
     State(state): State<AppState>,
     admin: AdminOf,
@@ -120,6 +160,14 @@ pub(crate) async fn remove(
 }
 
 /// `POST /v1/communities/{community}/workflows/{workflow}/enable`
+#[utoipa::path(
+    post,
+    path = "/v1/communities/{community}/workflows/{workflow}/enable",
+    tag = "workflows",
+    params(("community" = String, Path, description = "The community id (`nanhu`)"), ("workflow" = String, Path, description = "The workflow name")),
+    responses((status = 200, description = "Switched on", body = Object), CommunityErrors),
+    security(("bearer" = []))
+)]
 pub(crate) async fn enable(
     State(state): State<AppState>,
     admin: AdminOf,
@@ -129,6 +177,14 @@ pub(crate) async fn enable(
 }
 
 /// `POST /v1/communities/{community}/workflows/{workflow}/disable`
+#[utoipa::path(
+    post,
+    path = "/v1/communities/{community}/workflows/{workflow}/disable",
+    tag = "workflows",
+    params(("community" = String, Path, description = "The community id (`nanhu`)"), ("workflow" = String, Path, description = "The workflow name")),
+    responses((status = 200, description = "Switched off; started runs finish", body = Object), CommunityErrors),
+    security(("bearer" = []))
+)]
 pub(crate) async fn disable(
     State(state): State<AppState>,
     admin: AdminOf,
@@ -168,6 +224,15 @@ fn to_value<T: serde::Serialize>(value: &T) -> Value {
 
 /// `POST /v1/communities/{community}/workflows/{workflow}/runs`: a run by hand; the
 /// body (optional) is the input, readable as `trigger.input`.
+#[utoipa::path(
+    post,
+    path = "/v1/communities/{community}/workflows/{workflow}/runs",
+    tag = "workflows",
+    params(("community" = String, Path, description = "The community id (`nanhu`)"), ("workflow" = String, Path, description = "The workflow name")),
+    request_body(content = Option<Object>, description = "The run's input (`trigger.input`), optional"),
+    responses((status = 202, description = "Started; `Location` is the run", body = Object), (status = 409, description = "The workflow is disabled", body = ErrorResponse), CommunityErrors),
+    security(("bearer" = []))
+)]
 pub(crate) async fn start(
     State(state): State<AppState>,
     AdminOf { community, .. }: AdminOf,
@@ -201,6 +266,15 @@ pub(crate) async fn start(
 }
 
 /// `POST /v1/communities/{community}/events`: 202 once the event is durable.
+#[utoipa::path(
+    post,
+    path = "/v1/communities/{community}/events",
+    tag = "events",
+    params(("community" = String, Path, description = "The community id (`nanhu`)")),
+    request_body = EventBody,
+    responses((status = 202, description = "Durably recorded", body = Object), (status = 409, description = "The id was used for another event", body = ErrorResponse), CommunityErrors),
+    security(("bearer" = []))
+)]
 pub(crate) async fn ingest(
     State(state): State<AppState>,
     MemberOf { community, .. }: MemberOf,
@@ -224,16 +298,29 @@ pub(crate) async fn ingest(
 }
 
 /// The query of `GET /v1/communities/{community}/runs`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RunsQuery {
+    /// Only this workflow's runs.
     workflow: Option<String>,
+    /// Only runs in this state: running, waiting, succeeded, failed.
     status: Option<String>,
+    /// Runs older than this run id (the `next` of the previous page).
     before: Option<String>,
+    /// Page size, 1 to 200 (50).
     limit: Option<usize>,
 }
 
 /// `GET /v1/communities/{community}/runs`: newest first; `next` pages on.
+#[utoipa::path(
+    get,
+    path = "/v1/communities/{community}/runs",
+    tag = "runs",
+    params(("community" = String, Path, description = "The community id (`nanhu`)"), RunsQuery),
+    responses((status = 200, description = "Runs, newest first; `next` pages on", body = Object), CommunityErrors),
+    security(("bearer" = []))
+)]
 pub(crate) async fn runs(
     State(state): State<AppState>,
     AdminOf { community, .. }: AdminOf,
@@ -268,6 +355,14 @@ pub(crate) async fn runs(
 }
 
 /// `GET /v1/communities/{community}/runs/{run}`
+#[utoipa::path(
+    get,
+    path = "/v1/communities/{community}/runs/{run}",
+    tag = "runs",
+    params(("community" = String, Path, description = "The community id (`nanhu`)"), ("run" = String, Path, description = "The run id")),
+    responses((status = 200, description = "The run with its steps", body = Object), CommunityErrors),
+    security(("bearer" = []))
+)]
 pub(crate) async fn run(
     State(state): State<AppState>,
     AdminOf { community, .. }: AdminOf,

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use utoipa::ToSchema;
 
 /// The namespace of the district's own records. `$` cannot begin a community id, so it
 /// never meets a community's namespace.
@@ -53,7 +54,9 @@ pub enum TenancyError {
 }
 
 /// A role: what a token may do (API.md).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Role {
     /// The whole district.
@@ -90,7 +93,7 @@ impl fmt::Display for Role {
 }
 
 /// A token as the API shows it: never its secret, never its hash.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct TokenInfo {
     /// The token's id (`tok_…`), for listing and revoking; not a secret.
     pub id: String,
@@ -129,7 +132,7 @@ struct TokenRecord {
 }
 
 /// Who made a change, for the audit log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Actor {
     /// The token's id (`host` for the host itself).
     pub token: String,
@@ -161,7 +164,7 @@ impl Actor {
 }
 
 /// One entry of the audit log.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AuditEntry {
     /// Its position in the log (increasing).
     pub seq: u64,
@@ -183,7 +186,7 @@ pub struct AuditEntry {
 }
 
 /// A community as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CommunityRecord {
     /// Its id.
     pub id: CommunityId,
@@ -196,16 +199,20 @@ pub struct CommunityRecord {
 }
 
 /// A plugin enabled in a community.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Enablement {
     /// The plugin.
+    #[schema(value_type = String)]
     pub plugin: PluginName,
     /// The version pinned, if one is: calls are refused while another is loaded. None:
     /// whichever version the host has.
+    #[schema(value_type = Option<String>)]
     pub version: Option<semver::Version>,
     /// The community's config: top-level keys set over the manifest's defaults.
+    #[schema(value_type = Object)]
     pub config: Map<String, Value>,
     /// The capabilities granted, of those the manifest requests.
+    #[schema(value_type = Vec<String>)]
     pub grants: BTreeSet<Capability>,
     /// When it was last changed.
     pub updated_ms: i64,

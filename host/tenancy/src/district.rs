@@ -5,8 +5,11 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 /// A community id: a short slug such as `nanhu` or `beigong-east`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(try_from = "String", into = "String")]
+#[schema(value_type = String, pattern = "^[a-z][a-z0-9-]{0,39}$")]
 pub struct CommunityId(String);
 
 /// Why a community id was refused.

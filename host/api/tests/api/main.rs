@@ -160,10 +160,13 @@ async fn send(app: &App, mut request: Request<Body>) -> (StatusCode, Value) {
         .await
         .expect("body")
         .to_bytes();
+    // Error bodies are always JSON; the few routes that answer text (metrics) come
+    // back as a JSON string.
     let body = if bytes.is_empty() {
         Value::Null
     } else {
-        serde_json::from_slice(&bytes).expect("JSON body")
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
     };
     (status, body)
 }
