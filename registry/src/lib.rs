@@ -10,12 +10,14 @@
 
 mod ids;
 mod manifest;
+mod store;
 
 pub use ids::{Capability, EventKind, IdError, OperationName, PluginName};
 pub use manifest::{
     EventDecl, InputError, InstanceReuse, Manifest, ManifestError, Operation, PreparedManifest,
     manifest_schema,
 };
+pub use store::{PackageStore, PackageStoreError, Published};
 
 use sha2::{Digest as _, Sha256};
 use std::fmt;

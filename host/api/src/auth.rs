@@ -179,8 +179,6 @@ impl FromRequestParts<AppState> for AdminOf {
 /// The community of the path, reached by its devices, its admin or the operator.
 #[derive(Debug, Clone)]
 pub struct MemberOf {
-    /// Who.
-    pub caller: Caller,
     /// The community (it exists, and the caller belongs to it).
     pub community: String,
 }
@@ -189,8 +187,8 @@ impl FromRequestParts<AppState> for MemberOf {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let (caller, community) = community_for(parts, state, true).await?;
-        Ok(Self { caller, community })
+        let (_, community) = community_for(parts, state, true).await?;
+        Ok(Self { community })
     }
 }
 

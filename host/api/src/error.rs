@@ -91,6 +91,9 @@ pub enum ApiError {
     /// The request took longer than the host allows (503).
     #[error("request timed out after {0:?}")]
     RequestTimeout(std::time::Duration),
+    /// A failure of the host that the caller cannot fix (500; logged).
+    #[error("internal: {0}")]
+    Internal(String),
     /// Anything the tenancy said.
     #[error(transparent)]
     Tenancy(#[from] courtyard_tenancy::TenancyError),
@@ -197,6 +200,12 @@ impl ApiError {
                     "the request took longer than the host's limit of {} s; what it started may still finish",
                     limit.as_secs()
                 ),
+                vec![],
+            ),
+            Self::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "internal error; the host log has the details".into(),
                 vec![],
             ),
             Self::BadRequest(reason) => (

@@ -55,6 +55,8 @@ pub struct AppState {
     metrics: Option<PrometheusHandle>,
     /// How long a request may take before it is answered with 503.
     request_timeout: Duration,
+    /// The published plugin packages (none: publishing is off).
+    packages: Option<Arc<courtyard_registry::PackageStore>>,
 }
 
 impl AppState {
@@ -69,7 +71,14 @@ impl AppState {
             request_ids: Arc::new(RequestIds::new()),
             metrics: None,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            packages: None,
         }
+    }
+
+    /// Stores published plugin packages in `packages` (`POST /v1/plugins`).
+    pub fn with_packages(mut self, packages: Arc<courtyard_registry::PackageStore>) -> Self {
+        self.packages = Some(packages);
+        self
     }
 
     /// Answers a request that takes longer than `timeout` with 503 (the work it
@@ -147,6 +156,12 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(healthz))
         .routes(routes!(metrics))
         .routes(routes!(registry::list))
+        // Packages are larger than other bodies: their own limit, on their own route.
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(registry::publish))
+                .layer(DefaultBodyLimit::max(registry::MAX_PACKAGE_BYTES)),
+        )
         .routes(routes!(registry::versions))
         .routes(routes!(registry::version))
         .routes(routes!(communities::list, communities::create))

@@ -9,7 +9,7 @@ mod scaffold;
 use anyhow::{Context as _, Result, bail};
 use clap::{Parser, Subcommand};
 use courtyard_api::{AppState, Rate, RateLimits, router};
-use courtyard_registry::Package;
+use courtyard_registry::{Package, PackageStore};
 use courtyard_runtime::{Compiled, Limits, Runtime, RuntimeConfig};
 use courtyard_store::{SledStore, Store};
 use courtyard_tenancy::{Actor, District, Role, SeedPlugin, Tenancy};
@@ -284,6 +284,27 @@ async fn serve(args: ServeArgs) -> Result<()> {
         );
     }
 
+    // Published packages: the highest version of each, where it is newer than what is
+    // loaded already. A stored version was checked when it was published; one that
+    // no longer loads (a host upgrade changed the world) is skipped, loudly.
+    let packages = Arc::new(PackageStore::open(&args.data_dir.join("packages"))?);
+    for package in packages.latest()? {
+        let m = package.manifest().manifest();
+        if runtime
+            .manifest(m.name.as_str())
+            .is_some_and(|loaded| loaded.manifest().version >= m.version)
+        {
+            continue;
+        }
+        match runtime.load(&package) {
+            Ok(report) => {
+                compiled_any |= report.compiled == Compiled::Fresh;
+                tracing::info!(plugin = %report.plugin, version = %report.version, "loaded published plugin");
+            }
+            Err(e) => tracing::error!(error = %e, "a published plugin does not load; skipped"),
+        }
+    }
+
     if compiled_any {
         // Compiling (the Python and JavaScript components above all) leaves hundreds
         // of MiB of freed heap that the allocator keeps; give it back.
@@ -319,6 +340,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         Rate::per_second(args.rate_per_community),
     );
     let state = AppState::new(runtime, engine, tenancy.clone())
+        .with_packages(packages)
         .with_metrics(metrics)
         .with_rate_limits(limits)
         .with_request_timeout(Duration::from_secs(args.request_timeout_secs.max(1)));

@@ -659,6 +659,30 @@ impl Runtime {
     /// plugin of the same name.
     pub fn load(&self, package: &Package) -> Result<LoadReport, LoadError> {
         let started = Instant::now();
+        let (loaded, compiled) = self.prepare(package)?;
+        let manifest = loaded.manifest.manifest();
+        let report = LoadReport {
+            plugin: manifest.name.clone(),
+            version: manifest.version.to_string(),
+            digest: package.digest().to_string(),
+            compiled,
+            elapsed: started.elapsed(),
+        };
+        self.inner
+            .plugins
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(report.plugin.to_string(), Arc::new(loaded));
+        Ok(report)
+    }
+
+    /// Checks that `package` would load (it compiles, and fits the world) without
+    /// loading it. The compiled code is cached, so a later [`Runtime::load`] is fast.
+    pub fn check(&self, package: &Package) -> Result<(), LoadError> {
+        self.prepare(package).map(drop)
+    }
+
+    fn prepare(&self, package: &Package) -> Result<(LoadedPlugin, Compiled), LoadError> {
         let manifest = package.manifest().clone();
         let name = manifest.manifest().name.clone();
         let (component, compiled): (Component, Compiled) = cache::component(
@@ -680,25 +704,14 @@ impl Runtime {
                 plugin: name.clone(),
                 reason: format!("{e:#}"),
             })?;
-        self.inner
-            .plugins
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(
-                name.to_string(),
-                Arc::new(LoadedPlugin {
-                    manifest: manifest.clone(),
-                    pre,
-                    default_config_json: manifest.default_config().to_string().into(),
-                }),
-            );
-        Ok(LoadReport {
-            plugin: name,
-            version: manifest.manifest().version.to_string(),
-            digest: package.digest().to_string(),
+        Ok((
+            LoadedPlugin {
+                default_config_json: manifest.default_config().to_string().into(),
+                manifest,
+                pre,
+            },
             compiled,
-            elapsed: started.elapsed(),
-        })
+        ))
     }
 
     /// The names of the loaded plugins.

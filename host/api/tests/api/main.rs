@@ -32,6 +32,7 @@ fn metrics() -> metrics_exporter_prometheus::PrometheusHandle {
 
 mod authz;
 mod district;
+mod registry;
 
 struct App {
     router: Router,
@@ -123,7 +124,14 @@ fn app_with(limits: Limits, state: impl FnOnce(Runtime, Engine, Arc<Tenancy>) ->
         .expect("operator")
         .secret;
     App {
-        router: router(state(runtime, engine.clone(), tenancy.clone()).with_metrics(metrics())),
+        router: router(
+            state(runtime, engine.clone(), tenancy.clone())
+                .with_metrics(metrics())
+                .with_packages(Arc::new(
+                    courtyard_registry::PackageStore::open(&dir.path().join("packages"))
+                        .expect("packages"),
+                )),
+        ),
         engine,
         tenancy,
         operator,
