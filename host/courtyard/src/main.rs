@@ -4,6 +4,7 @@
 //! (and any plugin packages in `--plugins`), and serves the HTTP API.
 
 mod bench;
+mod cli;
 mod scaffold;
 
 use anyhow::{Context as _, Result, bail};
@@ -34,9 +35,45 @@ struct Cli {
 enum Command {
     /// Serve the district's HTTP API.
     Serve(ServeArgs),
-    /// Work on plugins.
+    /// Work on plugins: start a new one; publish it; enable, configure or disable it in a
+    /// community.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// The district's communities.
+    Community {
+        #[command(flatten)]
+        connection: cli::Connection,
+        #[command(subcommand)]
+        command: cli::CommunityCommand,
+    },
+    /// A community's workflows: apply, switch on and off, run by hand.
+    Workflow {
+        #[command(flatten)]
+        connection: cli::Connection,
+        #[command(subcommand)]
+        command: cli::WorkflowCommand,
+    },
+    /// Events, as a device sends them.
+    Event {
+        #[command(flatten)]
+        connection: cli::Connection,
+        #[command(subcommand)]
+        command: cli::EventCommand,
+    },
+    /// A community's workflow runs (newest first), or one run with its steps.
+    Runs {
+        #[command(flatten)]
+        connection: cli::Connection,
+        #[command(flatten)]
+        args: cli::RunsArgs,
+    },
+    /// A community's tokens: create one for a device, list, revoke.
+    Token {
+        #[command(flatten)]
+        connection: cli::Connection,
+        #[command(subcommand)]
+        command: cli::TokenCommand,
+    },
     /// Drive a running host with the district's everyday traffic and report throughput,
     /// latency percentiles, errors and the host's memory.
     Bench {
@@ -50,6 +87,9 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum PluginCommand {
+    /// Over the API: list, enable, disable, publish.
+    #[command(flatten)]
+    Admin(cli::PluginAdmin),
     /// Write a buildable starting point for a new plugin: a manifest, an example
     /// operation with its unit test, and `build.sh`, which builds `plugin.wasm`.
     New {
@@ -157,6 +197,24 @@ fn main() -> Result<()> {
             );
             Ok(())
         }
+        Command::Plugin(PluginCommand::Admin(command)) => block_on(cli::plugin(command)),
+        Command::Community {
+            connection,
+            command,
+        } => block_on(cli::community(&connection, command)),
+        Command::Workflow {
+            connection,
+            command,
+        } => block_on(cli::workflow(&connection, command)),
+        Command::Event {
+            connection,
+            command,
+        } => block_on(cli::event(&connection, command)),
+        Command::Runs { connection, args } => block_on(cli::runs(&connection, args)),
+        Command::Token {
+            connection,
+            command,
+        } => block_on(cli::token(&connection, command)),
         Command::Bench { args, district } => {
             let district = match district {
                 Some(path) => District::parse(&std::fs::read_to_string(&path)?)?,
@@ -182,6 +240,15 @@ fn main() -> Result<()> {
                 .block_on(serve(args))
         }
     }
+}
+
+/// Runs a command of the admin's CLI.
+fn block_on(command: impl std::future::Future<Output = Result<()>>) -> Result<()> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(command)
 }
 
 /// Reads the extra plugin packages of `dir`.
