@@ -365,9 +365,19 @@ async fn a_looping_plugin_fails_alone_while_the_host_serves_others() -> Result<(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_shuts_down_cleanly() -> Result<()> {
+async fn sigterm_finishes_in_flight_requests_then_exits() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let mut host = Host::start(dir.path(), &[])?;
+    let plugins = fixture_plugins(dir.path())?;
+    let mut host = Host::start(
+        dir.path(),
+        &[
+            "--plugins",
+            plugins.to_str().context("path")?,
+            "--timeout-ms",
+            "1500",
+        ],
+    )?;
+    host.enable("nanhu", "misbehave").await?;
     let (status, _) = invoke(
         &host.client(),
         &host,
@@ -378,8 +388,24 @@ async fn sigterm_shuts_down_cleanly() -> Result<()> {
     )
     .await?;
     assert_eq!(status, 200);
+    // A call that runs until its 1.5 s deadline is in flight when the signal comes.
+    let in_flight = {
+        let (c, url) = (
+            host.client(),
+            host.url("/v1/communities/nanhu/plugins/misbehave/invoke/spin"),
+        );
+        tokio::spawn(async move { c.post(url).json(&json!({})).send().await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let pid = nix::unistd::Pid::from_raw(i32::try_from(host.child.id())?);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM)?;
+    // It gets its answer (the deadline's 503), not a broken connection.
+    let response = in_flight
+        .await?
+        .context("the in-flight request lost its answer")?;
+    assert_eq!(response.status().as_u16(), 503);
+    let body: Value = response.json().await?;
+    assert_eq!(body["error"]["code"], "plugin_timeout");
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if let Some(status) = host.child.try_wait()? {
