@@ -151,6 +151,8 @@ pub enum Capability {
     State,
     /// Emitting events into the community's event stream.
     Events,
+    /// Outgoing HTTP requests (`wasi:http`), to the origins the community allows.
+    Http,
 }
 
 #[cfg(test)]

@@ -217,6 +217,8 @@ pub(crate) struct EnablementView {
     /// The capabilities the manifest requests.
     #[schema(value_type = Vec<String>)]
     requested: Vec<Capability>,
+    /// The origins the plugin may send HTTP requests to (with `http` granted).
+    allowed_hosts: Vec<String>,
     updated_ms: i64,
 }
 
@@ -242,6 +244,7 @@ fn enablement_view(state: &AppState, e: &Enablement) -> EnablementView {
         requested: manifest
             .map(|m| m.manifest().capabilities.clone())
             .unwrap_or_default(),
+        allowed_hosts: e.allowed_hosts.clone(),
         updated_ms: e.updated_ms,
     }
 }
@@ -309,11 +312,15 @@ pub(crate) struct EnableBody {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     config: Option<Map<String, Value>>,
-    /// The capabilities granted (`state`, `events`); none: every capability the
-    /// manifest requests.
+    /// The capabilities granted (`state`, `events`, `http`); none: every capability
+    /// the manifest requests.
     #[serde(default)]
     #[schema(value_type = Option<Vec<String>>)]
     grants: Option<BTreeSet<Capability>>,
+    /// With `http` granted: the origins the plugin may send requests to
+    /// (`https://library.example`, `http://10.0.0.5:8080`); none: nowhere.
+    #[serde(default)]
+    allowed_hosts: Vec<String>,
 }
 
 /// `PUT /v1/communities/{community}/plugins/{plugin}`: enables the plugin, or changes
@@ -396,11 +403,33 @@ pub(crate) async fn enable(
             extra,
         ));
     }
+    let mut problems = Vec::new();
+    let mut allowed_hosts = Vec::new();
+    for (i, host) in body.allowed_hosts.iter().enumerate() {
+        match courtyard_runtime::Origin::parse(host) {
+            Ok(origin) => allowed_hosts.push(origin.to_string()),
+            Err(e) => problems.push(format!("allowed_hosts[{i}]: {e}")),
+        }
+    }
+    if !allowed_hosts.is_empty() && !grants.contains(&Capability::Http) {
+        problems.push("allowed_hosts: only a plugin granted `http` sends requests".into());
+    }
+    if !problems.is_empty() {
+        return Err(refused(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_grants",
+            "the allowed hosts were refused; `details` says which".into(),
+            problems,
+        ));
+    }
+    allowed_hosts.sort();
+    allowed_hosts.dedup();
     let enablement = Enablement {
         plugin: manifest.manifest().name.clone(),
         version: body.version,
         config,
         grants,
+        allowed_hosts,
         updated_ms: 0,
     };
     let new = state

@@ -104,6 +104,61 @@ impl Grants {
     };
 }
 
+pub use host::http::MAX_RESPONSE_BYTES;
+
+/// An origin a plugin may send HTTP requests to: scheme, host and port.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Origin {
+    /// `http` or `https`.
+    pub scheme: String,
+    /// The host name or address, lowercase.
+    pub host: String,
+    /// The port (the scheme's default when the text has none).
+    pub port: u16,
+}
+
+/// Why an origin was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not an origin: write `https://host` or `http://host:port`, without a path")]
+pub struct InvalidOrigin(pub String);
+
+impl Origin {
+    /// Parses `https://host[:port]` or `http://host[:port]` (no user, path or query).
+    pub fn parse(text: &str) -> Result<Self, InvalidOrigin> {
+        let bad = || InvalidOrigin(text.to_owned());
+        let (scheme, rest) = text.split_once("://").ok_or_else(bad)?;
+        let default = match scheme {
+            "https" => 443,
+            "http" => 80,
+            _ => return Err(bad()),
+        };
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        if rest.is_empty() || rest.contains(['/', '?', '#', '@', ' ']) {
+            return Err(bad());
+        }
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((host, port)) if !host.ends_with(']') || rest.starts_with('[') => {
+                (host, port.parse::<u16>().map_err(|_| bad())?)
+            }
+            _ => (rest, default),
+        };
+        if host.is_empty() || port == 0 {
+            return Err(bad());
+        }
+        Ok(Self {
+            scheme: scheme.to_owned(),
+            host: host.to_ascii_lowercase(),
+            port,
+        })
+    }
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}://{}:{}", self.scheme, self.host, self.port)
+    }
+}
+
 /// How a community runs a plugin: what an [`Admission`] gate answers.
 #[derive(Debug, Clone)]
 pub struct Admitted {
@@ -114,6 +169,16 @@ pub struct Admitted {
     pub config: Option<Arc<serde_json::Map<String, serde_json::Value>>>,
     /// The capabilities granted.
     pub grants: Grants,
+    /// Where the plugin may send HTTP requests (the `http` capability; empty: nowhere).
+    pub http_origins: Arc<[Origin]>,
+}
+
+/// What a call runs with: the community's config, grants and HTTP origins.
+#[derive(Debug)]
+struct CallSetup {
+    config: Arc<str>,
+    grants: Grants,
+    http_origins: Arc<[Origin]>,
 }
 
 /// The gate every call passes: whether a community runs a plugin, and how. Without
@@ -600,17 +665,17 @@ impl Runtime {
     }
 
     /// Asks the gate how the call's community runs its plugin: its config and grants.
-    fn admit(
-        &self,
-        inv: &Invocation,
-        plugin: &LoadedPlugin,
-    ) -> Result<(Arc<str>, Grants), InvokeError> {
+    fn admit(&self, inv: &Invocation, plugin: &LoadedPlugin) -> Result<CallSetup, InvokeError> {
         let Some(gate) = self.inner.admission.get() else {
             let config = match &inv.config {
                 Some(config) => config.to_string().into(),
                 None => plugin.default_config_json.clone(),
             };
-            return Ok((config, Grants::ALL));
+            return Ok(CallSetup {
+                config,
+                grants: Grants::ALL,
+                http_origins: Arc::from([]),
+            });
         };
         let admitted =
             gate.admit(&inv.community, &inv.plugin)
@@ -642,7 +707,11 @@ impl Runtime {
             }
             (None, _) => plugin.default_config_json.clone(),
         };
-        Ok((config, admitted.grants))
+        Ok(CallSetup {
+            config,
+            grants: admitted.grants,
+            http_origins: admitted.http_origins,
+        })
     }
 
     /// The clock of call contexts (and of everything that must agree with them).
@@ -867,7 +936,7 @@ impl Inner {
         &self,
         plugin: &Arc<LoadedPlugin>,
         inv: Invocation,
-        (config_json, grants): (Arc<str>, Grants),
+        setup: CallSetup,
         durable: bool,
     ) -> Result<Outcome, InvokeError> {
         let limits = &self.config.limits;
@@ -875,9 +944,19 @@ impl Inner {
         let lock = self.namespace_lock(&namespace);
         let serialised = lock.lock().unwrap_or_else(PoisonError::into_inner);
 
+        let CallSetup {
+            config: config_json,
+            grants,
+            http_origins,
+        } = setup;
         let call = CallState {
             grants,
             denied: None,
+            http: host::http::HttpPolicy {
+                allowed: http_origins,
+                // A request may wait no longer than the whole call may run.
+                timeout: limits.timeout,
+            },
             namespace: namespace.clone(),
             store: self.store.clone(),
             manifest: plugin.manifest.clone(),
@@ -921,6 +1000,7 @@ impl Inner {
                 let state = HostState {
                     wasi,
                     table: ResourceTable::new(),
+                    http: wasmtime_wasi_http::WasiHttpCtx::new(),
                     limiter: limits::CallLimiter {
                         max_memory_bytes: limits.max_memory_bytes,
                         max_table_elements: 100_000,

@@ -2,7 +2,7 @@
 
 use crate::district::{CommunityId, District};
 use courtyard_registry::{Capability, PluginName};
-use courtyard_runtime::{Admission, Admitted, Grants};
+use courtyard_runtime::{Admission, Admitted, Grants, Origin};
 use courtyard_store::{Batch, Namespace, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -214,6 +214,10 @@ pub struct Enablement {
     /// The capabilities granted, of those the manifest requests.
     #[schema(value_type = Vec<String>)]
     pub grants: BTreeSet<Capability>,
+    /// With the `http` capability: the origins (`https://host[:port]`) the plugin may
+    /// send requests to. Nowhere else.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_hosts: Vec<String>,
     /// When it was last changed.
     pub updated_ms: i64,
 }
@@ -264,6 +268,15 @@ impl Enabled {
             grants: Grants {
                 state: record.grants.contains(&Capability::State),
                 events: record.grants.contains(&Capability::Events),
+            },
+            http_origins: if record.grants.contains(&Capability::Http) {
+                record
+                    .allowed_hosts
+                    .iter()
+                    .filter_map(|h| Origin::parse(h).ok())
+                    .collect()
+            } else {
+                Arc::from([])
             },
         };
         Self {
@@ -378,6 +391,7 @@ impl Tenancy {
                     version: None,
                     config: Map::new(),
                     grants: seed.capabilities.clone(),
+                    allowed_hosts: Vec::new(),
                     updated_ms: now,
                 };
                 writes.insert(

@@ -38,6 +38,11 @@ pub struct Config {
     /// older ones, a slice per call.
     #[serde(default = "defaults::replay_retention_days")]
     pub replay_retention_days: u32,
+    /// The base URL of the city library's change feed (`https://library.example/api`);
+    /// `sync` with no page fetches `<library_url>/changes?cursor=…` itself. None: pages
+    /// are pushed to `sync` by the caller.
+    #[serde(default)]
+    pub library_url: Option<String>,
 }
 
 mod defaults {
@@ -78,6 +83,7 @@ impl Default for Config {
             slot_count: defaults::slot_count(),
             overdue_reminder_days: defaults::overdue_reminder_days(),
             replay_retention_days: defaults::replay_retention_days(),
+            library_url: None,
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod cards;
 pub mod catalogue;
 pub mod config;
 pub mod loans;
+pub mod pull;
 pub mod shelf;
 pub mod store;
 pub mod sync;
@@ -39,6 +40,16 @@ impl Plugin for LibrarySync {
             now_ms: ctx.now_ms,
             key: ctx.idempotency_key.as_deref(),
             config: &config,
+        };
+        // `sync` with an empty input fetches the page itself (outgoing HTTP).
+        let input = if operation == "sync" && input.as_object().is_some_and(|o| o.is_empty()) {
+            pull::pull_input(&mut HostStore, &config, |url| {
+                courtyard_sdk::http::get(url, 5_000)
+                    .map(|r| (r.status, r.body))
+                    .map_err(Error::from)
+            })?
+        } else {
+            input
         };
         api::dispatch(&mut HostStore, &call, operation, input)
     }

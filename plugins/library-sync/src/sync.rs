@@ -449,6 +449,11 @@ struct ConflictEvent<'a> {
 }
 
 /// `sync`: applies one page of the library's change feed (see the module rules).
+/// The cursor the shelf has reached (`None`: the beginning of the feed).
+pub fn current_cursor(store: &mut impl Store) -> Result<Option<String>, Error> {
+    Ok(load::<SyncState>(store, STATE_KEY)?.and_then(|s| s.cursor))
+}
+
 pub fn sync(store: &mut impl Store, call: &Call, page: Page) -> Result<SyncOutput, Error> {
     let mut state: SyncState = load(store, STATE_KEY)?.unwrap_or_default();
     let mut local: BTreeMap<String, LocalCopy> = BTreeMap::new();

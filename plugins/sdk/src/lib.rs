@@ -167,6 +167,9 @@ where
 /// A JSON key-value store and an event sink behind one small trait, so that a plugin's
 /// logic runs unchanged against the host ([`store::HostStore`]) and, in native unit tests,
 /// against an in-memory store (`testing::MemoryStore`, feature `testing`).
+#[cfg(feature = "http")]
+pub mod http;
+
 pub mod store {
     use super::{Error, Value};
     use serde::Serialize;

@@ -32,11 +32,13 @@ fn metrics() -> metrics_exporter_prometheus::PrometheusHandle {
 
 mod authz;
 mod district;
+mod outbound;
 mod registry;
 
 struct App {
     router: Router,
     engine: Engine,
+    runtime: Runtime,
     tenancy: Arc<Tenancy>,
     /// The operator's token, sent with every request that has none of its own.
     operator: String,
@@ -107,6 +109,7 @@ fn app_with(limits: Limits, state: impl FnOnce(Runtime, Engine, Arc<Tenancy>) ->
                         courtyard_registry::Capability::Events,
                     ]
                     .into(),
+                    allowed_hosts: Vec::new(),
                     updated_ms: 0,
                 },
             )
@@ -124,6 +127,7 @@ fn app_with(limits: Limits, state: impl FnOnce(Runtime, Engine, Arc<Tenancy>) ->
         .expect("operator")
         .secret;
     App {
+        runtime: runtime.clone(),
         router: router(
             state(runtime, engine.clone(), tenancy.clone())
                 .with_metrics(metrics())

@@ -4,6 +4,7 @@
 
 pub(crate) mod config;
 pub(crate) mod events;
+pub(crate) mod http;
 pub(crate) mod log;
 pub(crate) mod state;
 pub(crate) mod types;
@@ -29,6 +30,7 @@ pub struct PendingEvent {
 pub(crate) struct HostState {
     pub(crate) wasi: WasiCtx,
     pub(crate) table: ResourceTable,
+    pub(crate) http: wasmtime_wasi_http::WasiHttpCtx,
     pub(crate) limiter: CallLimiter,
     pub(crate) call: CallState,
 }
@@ -39,6 +41,8 @@ pub(crate) struct CallState {
     pub(crate) grants: crate::Grants,
     /// The capability the plugin used without a grant, which stopped the call.
     pub(crate) denied: Option<&'static str>,
+    /// Where the call may send HTTP requests.
+    pub(crate) http: http::HttpPolicy,
     pub(crate) namespace: Namespace,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) manifest: Arc<PreparedManifest>,
@@ -60,6 +64,7 @@ impl HostState {
         let empty = CallState {
             grants: self.call.grants,
             denied: None,
+            http: self.call.http.clone(),
             namespace: self.call.namespace.clone(),
             store: self.call.store.clone(),
             manifest: self.call.manifest.clone(),
@@ -112,5 +117,6 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
     log::add_to_linker(linker)?;
     config::add_to_linker(linker)?;
     events::add_to_linker(linker)?;
+    http::add_to_linker(linker)?;
     Ok(())
 }
