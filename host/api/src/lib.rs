@@ -82,7 +82,7 @@ impl AppState {
     }
 
     /// Answers a request that takes longer than `timeout` with 503 (the work it
-    /// started, such as a plugin call, still runs to its own end).
+    /// started, such as a plugin call, still runs to its own end); zero: no limit.
     pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout;
         self
@@ -252,6 +252,9 @@ async fn request_timeout(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
+    if state.request_timeout.is_zero() {
+        return next.run(request).await;
+    }
     match tokio::time::timeout(state.request_timeout, next.run(request)).await {
         Ok(response) => response,
         Err(_) => ApiError::RequestTimeout(state.request_timeout).into_response(),

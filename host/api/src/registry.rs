@@ -226,6 +226,18 @@ pub(crate) async fn publish(
     let runtime = state.runtime.clone();
     let operator = caller.role() == Role::Operator;
     let owner = caller.0.id.clone();
+    // The plugins the host ships (and `--plugins` packages) are the operator's: an
+    // integrator cannot publish a version that would replace them everywhere.
+    if !operator && runtime.manifest(&name).is_some() && packages.versions(&name).is_empty() {
+        return Err(ApiError::Refused {
+            status: axum::http::StatusCode::CONFLICT,
+            code: "plugin_owned",
+            message: format!(
+                "{name} is a plugin the host ships; only the operator publishes its versions"
+            ),
+            details: vec![],
+        });
+    }
     let (published, running) = tokio::task::spawn_blocking(move || {
         // Compiled and checked before it is stored, so that a stored version always loads.
         runtime

@@ -6,7 +6,7 @@ use crate::openapi::CommunityErrors;
 use crate::{ApiError, AppState};
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{BytesRejection, JsonRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -74,8 +74,9 @@ pub(crate) async fn apply(
     admin: AdminOf,
     Path((_, name)): Path<(String, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let body = body.map_err(|e| ApiError::Json(JsonRejection::BytesRejection(e)))?;
     let community = &admin.community;
     let name = workflow_name(name)?;
     let content_type = headers
@@ -238,8 +239,9 @@ pub(crate) async fn start(
     AdminOf { community, .. }: AdminOf,
     Path((_, name)): Path<(String, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let body = body.map_err(|e| ApiError::Json(JsonRejection::BytesRejection(e)))?;
     let input = if body.is_empty() {
         json!({})
     } else {

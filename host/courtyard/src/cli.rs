@@ -145,6 +145,10 @@ pub enum PluginAdmin {
         /// requests when not given.
         #[arg(long = "grant")]
         grants: Vec<String>,
+        /// With `--grant http`: an origin the plugin may send requests to
+        /// (`https://library.example`); repeat the flag for more.
+        #[arg(long = "allow-host")]
+        allowed_hosts: Vec<String>,
     },
     /// Disable a plugin in a community (its state is kept).
     Disable {
@@ -356,6 +360,7 @@ pub async fn plugin(command: PluginAdmin) -> Result<()> {
             config,
             version,
             grants,
+            allowed_hosts,
             ..
         } => {
             let mut body = serde_json::Map::new();
@@ -367,6 +372,9 @@ pub async fn plugin(command: PluginAdmin) -> Result<()> {
             }
             if !grants.is_empty() {
                 body.insert("grants".into(), grants.into());
+            }
+            if !allowed_hosts.is_empty() {
+                body.insert("allowed_hosts".into(), allowed_hosts.into());
             }
             let answer = client
                 .send(

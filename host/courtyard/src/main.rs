@@ -149,7 +149,8 @@ struct ServeArgs {
     /// that in a burst); 0: no limit.
     #[arg(long, env = "COURTYARD_RATE_PER_COMMUNITY", default_value_t = 500)]
     rate_per_community: u32,
-    /// How long one request may take, in seconds, before it is answered with 503.
+    /// How long one request may take, in seconds, before it is answered with 503; 0: no
+    /// limit.
     #[arg(long, env = "COURTYARD_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     request_timeout_secs: u64,
     /// Log format.
@@ -410,7 +411,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         .with_packages(packages)
         .with_metrics(metrics)
         .with_rate_limits(limits)
-        .with_request_timeout(Duration::from_secs(args.request_timeout_secs.max(1)));
+        .with_request_timeout(Duration::from_secs(args.request_timeout_secs));
     let app = router(state);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

@@ -30,9 +30,8 @@ fn outcome(result: &Result<Outcome, InvokeError>) -> &'static str {
             InvokeError::StackOverflow { .. } => "stack-overflow",
             InvokeError::Trap { .. } => "trap",
             InvokeError::BadOutput { .. } => "bad-output",
-            InvokeError::NotEnabled { .. } | InvokeError::VersionUnavailable { .. } => {
-                "not-enabled"
-            }
+            InvokeError::NotEnabled { .. } => "not-enabled",
+            InvokeError::VersionUnavailable { .. } => "version-unavailable",
             InvokeError::CapabilityDenied { .. } => "capability-denied",
 
             InvokeError::Store(_) | InvokeError::Internal(_) => "host-error",

@@ -20,6 +20,8 @@ fn namespace() -> Namespace {
 }
 
 const SEEDED: &str = "meta/seeded";
+/// The district's name and time zone, as seeded.
+const DISTRICT: &str = "meta/district";
 const COMMUNITY: &str = "community/";
 const ENABLED: &str = "plugin/";
 const TOKEN: &str = "token/";
@@ -222,6 +224,13 @@ pub struct Enablement {
     pub updated_ms: i64,
 }
 
+/// The district's own record.
+#[derive(Debug, Serialize, Deserialize)]
+struct DistrictMeta {
+    name: String,
+    time_zone: String,
+}
+
 /// A plugin the seed may enable: what its manifest requests.
 #[derive(Debug, Clone)]
 pub struct SeedPlugin {
@@ -340,20 +349,55 @@ impl Tenancy {
     /// district file's communities are written first, each with the plugins of its
     /// `plugins` list that `plugins` knows (others are skipped with a warning),
     /// unpinned, with the default config and every capability requested.
+    ///
+    /// The district's name and time zone are the seed's on the first start, and the
+    /// stored ones after that: a changed district file does not move the schedules of an
+    /// existing district.
     pub fn open(
         store: Arc<dyn Store>,
         seed: &District,
         plugins: &BTreeMap<String, SeedPlugin>,
     ) -> Result<Self, TenancyError> {
+        let ns = namespace();
+        let (name, time_zone) = match store.get(&ns, DISTRICT)? {
+            Some(bytes) => {
+                let stored: DistrictMeta =
+                    serde_json::from_slice(&bytes).map_err(|e| TenancyError::Corrupt {
+                        key: DISTRICT.into(),
+                        reason: e.to_string(),
+                    })?;
+                if stored.name != seed.name || stored.time_zone != seed.time_zone {
+                    tracing::warn!(
+                        stored_time_zone = %stored.time_zone,
+                        file_time_zone = %seed.time_zone,
+                        "the district file differs from the district in the store; the store's name and time zone apply"
+                    );
+                }
+                (stored.name, stored.time_zone)
+            }
+            None => {
+                let meta = DistrictMeta {
+                    name: seed.name.clone(),
+                    time_zone: seed.time_zone.clone(),
+                };
+                let mut batch = Batch::default();
+                batch
+                    .writes
+                    .entry(ns.clone())
+                    .or_default()
+                    .insert(DISTRICT.to_owned(), Some(to_bytes(&meta)));
+                store.commit(batch)?;
+                (meta.name, meta.time_zone)
+            }
+        };
         let tenancy = Self {
             store,
-            name: seed.name.clone(),
-            time_zone: seed.time_zone.clone(),
+            name,
+            time_zone,
             memory: RwLock::default(),
             writer: Mutex::new(()),
             audit_seq: AtomicU64::new(0),
         };
-        let ns = namespace();
         if let Some((key, _)) = tenancy.store.scan_back(&ns, AUDIT, None, 1)?.pop() {
             let seq = key[AUDIT.len()..].parse::<u64>().unwrap_or(0);
             tenancy.audit_seq.store(seq, Ordering::SeqCst);

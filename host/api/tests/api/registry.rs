@@ -1,7 +1,7 @@
 //! The registry: publishing packages (multipart), their versions and who may publish.
 
 use super::*;
-use courtyard_plugin_artifacts::CANTEEN;
+use courtyard_plugin_artifacts::{CANTEEN, COUNTER};
 
 /// A `multipart/form-data` request of `parts`.
 fn multipart(token: &str, parts: &[(&str, &[u8])]) -> Request<Body> {
@@ -39,6 +39,20 @@ async fn integrators_publish_packages_that_communities_then_enable() {
         ("component", CANTEEN.component),
     ];
 
+    // The plugins the host ships are the operator's.
+    let (status, body) = send(
+        &app,
+        multipart(
+            &integrator,
+            &[
+                ("manifest", COUNTER.manifest.as_bytes()),
+                ("component", COUNTER.component),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(code(&body), "plugin_owned");
     // Admins and devices do not publish.
     let (status, _) = send(&app, multipart(&admin, &package)).await;
     assert_eq!(status, StatusCode::FORBIDDEN);

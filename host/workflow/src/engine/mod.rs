@@ -624,9 +624,14 @@ impl Engine {
             return Err(WorkflowError::Disabled(name.to_owned()));
         }
         let since = self.inner.stream_tail(community)?;
-        let run = self
-            .inner
-            .new_run(&installed, RunTrigger::Manual { input }, 0, since, None);
+        let run = self.inner.new_run(
+            community,
+            &installed,
+            RunTrigger::Manual { input },
+            0,
+            since,
+            None,
+        );
         let mut w = Writes::new(community);
         w.run(&run)?;
         self.inner.commit_durably(w).await?;
@@ -1022,6 +1027,7 @@ impl Inner {
 
     fn new_run(
         &self,
+        community: &str,
         installed: &Installed,
         trigger: RunTrigger,
         depth: u32,
@@ -1031,6 +1037,7 @@ impl Inner {
         let now = self.clock.now_ms();
         metrics::counter!(
             "courtyard_workflow_runs_started_total",
+            "community" => community.to_owned(),
             "workflow" => installed.record.name.clone(),
             "trigger" => match &trigger {
                 RunTrigger::Event { .. } => "event",
@@ -1774,6 +1781,7 @@ impl Inner {
                         continue;
                     }
                     let run = self.new_run(
+                        community,
                         installed,
                         trigger,
                         event.depth,
@@ -2013,6 +2021,7 @@ impl Inner {
             if !(catch_up && schedule.missed == MissedFires::Skip) {
                 let since = self.stream_tail(community)?;
                 let run = self.new_run(
+                    community,
                     &installed,
                     RunTrigger::Cron {
                         scheduled_ms: latest,
@@ -2197,9 +2206,8 @@ fn classify(e: &InvokeError) -> Failure {
         InvokeError::UnknownPlugin { .. } | InvokeError::UnknownOperation { .. } => {
             ("not-found", false)
         }
-        InvokeError::NotEnabled { .. } | InvokeError::VersionUnavailable { .. } => {
-            ("not-enabled", false)
-        }
+        InvokeError::NotEnabled { .. } => ("not-enabled", false),
+        InvokeError::VersionUnavailable { .. } => ("version-unavailable", false),
         InvokeError::CapabilityDenied { .. } => ("capability-denied", false),
         InvokeError::Trap { .. } | InvokeError::BadOutput { .. } | InvokeError::Internal(_) => {
             ("plugin-failed", false)
