@@ -147,6 +147,10 @@ impl PackageStore {
 
     /// The published versions of `plugin`, lowest first.
     pub fn versions(&self, plugin: &str) -> Vec<semver::Version> {
+        // Only a valid plugin name is a path in the store.
+        if crate::PluginName::new(plugin).is_err() {
+            return Vec::new();
+        }
         let Ok(entries) = std::fs::read_dir(self.dir.join(plugin)) else {
             return Vec::new();
         };
@@ -180,6 +184,9 @@ impl PackageStore {
         plugin: &str,
         version: &semver::Version,
     ) -> Result<Option<Package>, PackageStoreError> {
+        if crate::PluginName::new(plugin).is_err() {
+            return Ok(None);
+        }
         let dir = self.dir.join(plugin).join(version.to_string());
         if !dir.is_dir() {
             return Ok(None);
@@ -194,17 +201,20 @@ impl PackageStore {
             })
     }
 
-    /// The highest version of every published plugin.
-    pub fn latest(&self) -> Result<Vec<Package>, PackageStoreError> {
+    /// The highest version of every published plugin; for a plugin whose highest
+    /// version cannot be read, the error (the others are still returned).
+    pub fn latest(&self) -> Vec<Result<Package, PackageStoreError>> {
         let mut packages = Vec::new();
         for plugin in self.plugins() {
-            if let Some(version) = self.versions(&plugin).pop()
-                && let Some(package) = self.package(&plugin, &version)?
-            {
-                packages.push(package);
+            if let Some(version) = self.versions(&plugin).pop() {
+                match self.package(&plugin, &version) {
+                    Ok(Some(package)) => packages.push(Ok(package)),
+                    Ok(None) => {}
+                    Err(e) => packages.push(Err(e)),
+                }
             }
         }
-        Ok(packages)
+        packages
     }
 }
 
@@ -283,9 +293,19 @@ mod tests {
         let latest = PackageStore::open(dir.path())
             .expect("reopen")
             .latest()
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()
             .expect("latest");
         assert_eq!(latest.len(), 1);
         assert_eq!(latest[0].manifest().manifest().version.to_string(), "0.4.0");
         assert_eq!(latest[0].digest(), crate::Digest::of(COUNTER.component));
+        // Names that are not plugin names never become paths.
+        assert!(store.versions("../counter").is_empty());
+        assert!(
+            store
+                .package("..", &"0.1.0".parse().expect("v"))
+                .expect("ok")
+                .is_none()
+        );
     }
 }

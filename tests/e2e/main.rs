@@ -365,6 +365,29 @@ async fn a_looping_plugin_fails_alone_while_the_host_serves_others() -> Result<(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_operator_token_file_gets_a_new_token_at_the_next_start() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let host = Host::start(dir.path(), &[])?;
+    let first = host.token.clone();
+    drop(host);
+    // Kept across a restart while valid…
+    let host = Host::start(dir.path(), &[])?;
+    assert_eq!(host.token, first);
+    drop(host);
+    // …and made anew when the file is gone (access to the data directory is the proof).
+    std::fs::remove_file(dir.path().join("operator.token"))?;
+    let host = Host::start(dir.path(), &[])?;
+    assert_ne!(host.token, first);
+    let response = host
+        .client()
+        .get(host.url("/v1/communities"))
+        .send()
+        .await?;
+    assert_eq!(response.status().as_u16(), 200);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_in_flight_requests_then_exits() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let plugins = fixture_plugins(dir.path())?;

@@ -11,7 +11,9 @@
 //! Object-level rule: a token of community A gets for community B's resources exactly
 //! the 404 it gets for a community that does not exist. A device of the community
 //! gets a 403 on its admin routes. Each extraction also takes one request from the
-//! token's rate budget, and the community routes one from the community's.
+//! token's rate budget, and a device's request on a community route one from the
+//! community's (shared by all its devices; admins and the operator are not held back by
+//! it).
 
 use crate::{ApiError, AppState};
 use axum::extract::{FromRequestParts, Path};
@@ -151,10 +153,14 @@ async fn community_for(
             "device tokens may invoke operations and post events; this route is for the community's admin",
         ));
     }
-    state.limits.take(
-        &format!("community:{community}"),
-        state.limits.per_community,
-    )?;
+    // The community's budget is its devices': their traffic must not lock out the
+    // admin (or the operator) who would revoke them.
+    if caller.role() == Role::Device {
+        state.limits.take(
+            &format!("community:{community}"),
+            state.limits.per_community,
+        )?;
+    }
     Ok((caller, community))
 }
 

@@ -435,6 +435,8 @@ pub(crate) async fn enable(
     let new = state
         .tenancy
         .enable(&admin.caller.actor(), community, enablement)?;
+    // No instance made under the old setting serves another call.
+    state.runtime.drop_warm(community, &plugin);
     let e = state
         .tenancy
         .enablement(community, &plugin)
@@ -473,6 +475,7 @@ pub(crate) async fn disable(
         .tenancy
         .disable(&admin.caller.actor(), &admin.community, &plugin)?
     {
+        state.runtime.drop_warm(&admin.community, &plugin);
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(not_enabled(&admin.community, &plugin))

@@ -8,7 +8,7 @@ use axum::Json;
 use axum::extract::multipart::{Multipart, MultipartRejection};
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
-use courtyard_registry::{Digest, Package, PackageStoreError, Published};
+use courtyard_registry::{Digest, Package, PackageStoreError, PluginName, Published};
 use courtyard_tenancy::Role;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -63,6 +63,10 @@ pub(crate) async fn versions(
     _: Caller,
     Path(plugin): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
+    // Parsed, so that the name is safe as a path in the package store.
+    let plugin = PluginName::new(plugin.clone())
+        .map_err(|_| plugin_not_found(&plugin))?
+        .to_string();
     let loaded = state.runtime.manifest(&plugin);
     let mut versions: Vec<semver::Version> = state
         .packages
@@ -99,6 +103,9 @@ pub(crate) async fn version(
     _: Caller,
     Path((plugin, version)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
+    let plugin = PluginName::new(plugin.clone())
+        .map_err(|_| plugin_not_found(&plugin))?
+        .to_string();
     let not_found = || ApiError::NotFound {
         code: "version_not_found",
         message: format!("the registry has no version {version:?} of {plugin}"),
@@ -238,7 +245,16 @@ pub(crate) async fn publish(
             details: vec![],
         });
     }
+    let tenancy = state.tenancy.clone();
+    let actor = caller.actor();
+    let digest = Digest::of(&component).to_string();
+    let audit = json!({ "name": name, "version": version.to_string(), "digest": digest });
     let (published, running) = tokio::task::spawn_blocking(move || {
+        // One publish at a time: compiling is heavy, and each may replace a running plugin.
+        static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one = ONE
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         // Compiled and checked before it is stored, so that a stored version always loads.
         runtime
             .check(&package)
@@ -260,14 +276,21 @@ pub(crate) async fn publish(
                 }
                 e => ApiError::Internal(e.to_string()),
             })?;
-        let newer = runtime
-            .manifest(package.manifest().manifest().name.as_str())
-            .is_none_or(|loaded| loaded.manifest().version < package.manifest().manifest().version);
-        if newer {
-            runtime
-                .load(&package)
-                .map_err(|e| ApiError::Internal(e.to_string()))?;
+        if published == Published::New {
+            // Recorded here, with the publish: an answer that times out does not lose it.
+            let m = package.manifest().manifest();
+            tenancy.record(
+                &actor,
+                None,
+                "plugin.publish",
+                format!("{}@{}", m.name, m.version),
+                None,
+                Some(audit),
+            )?;
         }
+        runtime
+            .load_if_newer(&package)
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
         let running = runtime
             .manifest(package.manifest().manifest().name.as_str())
             .is_some_and(|loaded| {
@@ -277,7 +300,6 @@ pub(crate) async fn publish(
     })
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))??;
-    let digest = Digest::of(&component).to_string();
     let view = PublishedView {
         name: name.clone(),
         version: version.to_string(),
@@ -287,14 +309,6 @@ pub(crate) async fn publish(
     if published == Published::Unchanged {
         return Ok(Json(view).into_response());
     }
-    state.tenancy.record(
-        &caller.actor(),
-        None,
-        "plugin.publish",
-        format!("{name}@{version}"),
-        None,
-        Some(json!({ "name": name, "version": version.to_string(), "digest": digest })),
-    )?;
     let mut response = (axum::http::StatusCode::CREATED, Json(view)).into_response();
     if let Ok(location) =
         axum::http::HeaderValue::from_str(&format!("/v1/plugins/{name}/{version}"))

@@ -145,8 +145,8 @@ struct ServeArgs {
     /// Requests per second one token may make (twice that in a burst); 0: no limit.
     #[arg(long, env = "COURTYARD_RATE_PER_TOKEN", default_value_t = 200)]
     rate_per_token: u32,
-    /// Requests per second to one community's routes, over all its callers (twice
-    /// that in a burst); 0: no limit.
+    /// Requests per second from one community's devices to its routes, together (twice
+    /// that in a burst; its admin and the operator are not counted); 0: no limit.
     #[arg(long, env = "COURTYARD_RATE_PER_COMMUNITY", default_value_t = 500)]
     rate_per_community: u32,
     /// How long one request may take, in seconds, before it is answered with 503; 0: no
@@ -356,7 +356,14 @@ async fn serve(args: ServeArgs) -> Result<()> {
     // loaded already. A stored version was checked when it was published; one that
     // no longer loads (a host upgrade changed the world) is skipped, loudly.
     let packages = Arc::new(PackageStore::open(&args.data_dir.join("packages"))?);
-    for package in packages.latest()? {
+    for package in packages.latest() {
+        let package = match package {
+            Ok(package) => package,
+            Err(e) => {
+                tracing::error!(error = %e, "a published plugin cannot be read; skipped");
+                continue;
+            }
+        };
         let m = package.manifest().manifest();
         if runtime
             .manifest(m.name.as_str())
@@ -383,16 +390,22 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let tenancy = Arc::new(Tenancy::open(store.clone(), &district, &seeds)?);
     runtime.set_admission(tenancy.clone())?;
     let token_file = args.data_dir.join("operator.token");
-    if !tenancy.has_operator_token() {
+    // The file holds a valid operator token, or gets a new one: a first start, a crash
+    // between making the token and writing the file, a file deleted to recover access.
+    let file_token_valid = std::fs::read_to_string(&token_file)
+        .ok()
+        .and_then(|t| tenancy.authenticate(t.trim()))
+        .is_some_and(|t| t.role == Role::Operator);
+    if !file_token_valid {
         let token =
             tenancy.create_token(&Actor::host(), Role::Operator, None, "first start".into())?;
         write_secret(&token_file, &token.secret)?;
         tracing::info!(
             path = %token_file.display(),
-            "created the operator token; it is in this file (owner-only), and nowhere else"
+            "created an operator token; it is in this file (owner-only), and nowhere else"
         );
     } else {
-        tracing::info!(path = %token_file.display(), "the operator token was written to this file on the first start");
+        tracing::info!(path = %token_file.display(), "the operator token is in this file");
     }
     let engine = Engine::open(
         runtime.clone(),
@@ -449,6 +462,9 @@ fn write_secret(path: &Path, secret: &str) -> Result<()> {
     file.write_all(b"\n")?;
     file.sync_all()?;
     std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir).and_then(|d| d.sync_all())?;
+    }
     Ok(())
 }
 

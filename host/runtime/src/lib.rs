@@ -123,33 +123,48 @@ pub struct Origin {
 pub struct InvalidOrigin(pub String);
 
 impl Origin {
-    /// Parses `https://host[:port]` or `http://host[:port]` (no user, path or query).
+    /// Parses `https://host[:port]` or `http://host[:port]` (no user, path or query). A
+    /// host is a name (letters, digits, `-`, `.`), an IPv4 address, or an IPv6 address
+    /// in brackets (`http://[::1]:8080`).
     pub fn parse(text: &str) -> Result<Self, InvalidOrigin> {
         let bad = || InvalidOrigin(text.to_owned());
         let (scheme, rest) = text.split_once("://").ok_or_else(bad)?;
-        let default = match scheme {
+        let scheme = scheme.to_ascii_lowercase();
+        let default = match scheme.as_str() {
             "https" => 443,
             "http" => 80,
             _ => return Err(bad()),
         };
         let rest = rest.strip_suffix('/').unwrap_or(rest);
-        if rest.is_empty() || rest.contains(['/', '?', '#', '@', ' ']) {
-            return Err(bad());
-        }
-        let (host, port) = match rest.rsplit_once(':') {
-            Some((host, port)) if !host.ends_with(']') || rest.starts_with('[') => {
-                (host, port.parse::<u16>().map_err(|_| bad())?)
+        let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
+            let (addr, after) = v6.split_once(']').ok_or_else(bad)?;
+            addr.parse::<std::net::Ipv6Addr>().map_err(|_| bad())?;
+            let port = match after.strip_prefix(':') {
+                Some(p) => p.parse::<u16>().map_err(|_| bad())?,
+                None if after.is_empty() => default,
+                None => return Err(bad()),
+            };
+            (format!("[{addr}]"), port)
+        } else {
+            let (host, port) = match rest.split_once(':') {
+                Some((host, p)) => (host, p.parse::<u16>().map_err(|_| bad())?),
+                None => (rest, default),
+            };
+            let name_ok = !host.is_empty()
+                && host.len() <= 253
+                && host
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+                && !host.starts_with(['-', '.']);
+            if !name_ok {
+                return Err(bad());
             }
-            _ => (rest, default),
+            (host.to_ascii_lowercase(), port)
         };
-        if host.is_empty() || port == 0 {
+        if port == 0 {
             return Err(bad());
         }
-        Ok(Self {
-            scheme: scheme.to_owned(),
-            host: host.to_ascii_lowercase(),
-            port,
-        })
+        Ok(Self { scheme, host, port })
     }
 }
 
@@ -745,6 +760,37 @@ impl Runtime {
         Ok(report)
     }
 
+    /// Loads `package` unless a version at least as high is loaded already (checked and
+    /// swapped under one lock, so that concurrent publishes end with the highest).
+    /// Returns whether it was loaded.
+    pub fn load_if_newer(&self, package: &Package) -> Result<bool, LoadError> {
+        let (loaded, _) = self.prepare(package)?;
+        let name = loaded.manifest.manifest().name.to_string();
+        let mut plugins = self
+            .inner
+            .plugins
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if plugins
+            .get(&name)
+            .is_some_and(|p| p.manifest.manifest().version >= loaded.manifest.manifest().version)
+        {
+            return Ok(false);
+        }
+        plugins.insert(name, Arc::new(loaded));
+        Ok(true)
+    }
+
+    /// Drops the warm instance of (`community`, `plugin`), if there is one: after the
+    /// community changes how it runs the plugin, no instance made before serves a call.
+    pub fn drop_warm(&self, community: &str, plugin: &str) {
+        self.inner
+            .warm
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&Namespace::new(community, plugin));
+    }
+
     /// Checks that `package` would load (it compiles, and fits the world) without
     /// loading it. The compiled code is cached, so a later [`Runtime::load`] is fast.
     pub fn check(&self, package: &Package) -> Result<(), LoadError> {
@@ -846,6 +892,14 @@ impl Runtime {
             .ok_or_else(|| InvokeError::UnknownPlugin {
                 plugin: invocation.plugin.clone(),
             })?;
+        // An operation the plugin does not have is refused first, so that a made-up name
+        // never reaches the metrics as a label (the admission's refusals are labelled).
+        if !plugin.manifest.has_operation(&invocation.operation) {
+            return Err(InvokeError::UnknownOperation {
+                plugin: invocation.plugin,
+                operation: invocation.operation,
+            });
+        }
         let admitted = self.admit(&invocation, &plugin)?;
 
         match plugin

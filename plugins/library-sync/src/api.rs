@@ -4,7 +4,7 @@
 
 use crate::config::Call;
 use crate::store::{Store, once};
-use crate::{cards, loans, shelf, sync};
+use crate::{cards, loans, pull, shelf, sync};
 use courtyard_sdk::{Error, Value};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -36,6 +36,15 @@ pub fn dispatch<S: Store>(
     input: Value,
 ) -> Result<Value, Error> {
     match operation {
+        // `{}`: the plugin fetches the page itself, inside the replay check, so that a
+        // retried call with the same key answers as the first without fetching again.
+        "sync" if input.as_object().is_some_and(serde_json::Map::is_empty) => {
+            let request = input.clone();
+            once(store, operation, call.key, &request, call.now_ms, |s| {
+                let page = pull::fetch_page(s, call)?;
+                courtyard_sdk::handle(page, |p| sync::sync(s, call, p))
+            })
+        }
         "sync" => changing(store, call, operation, input, sync::sync),
         "sync-status" => reading(store, input, |s, i| sync::status(s, i)),
         "reset-sync" => changing(store, call, operation, input, |s, _, i| sync::reset(s, i)),

@@ -178,6 +178,7 @@ mod tests {
             now_ms,
             key: None,
             config,
+            fetch: None,
         }
     }
 

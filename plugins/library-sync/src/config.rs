@@ -100,8 +100,19 @@ impl Config {
     }
 }
 
+/// How to fetch a URL: its status and body (the host's outgoing HTTP in the component,
+/// a stand-in in the tests).
+#[derive(Clone, Copy)]
+pub struct Fetch<'a>(pub &'a dyn Fn(&str) -> Result<(u16, Vec<u8>), courtyard_sdk::Error>);
+
+impl std::fmt::Debug for Fetch<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Fetch")
+    }
+}
+
 /// What one operation knows about its call: the host's "now", the caller's idempotency
-/// key and the community's configuration.
+/// key, the community's configuration, and how to reach the library.
 #[derive(Debug, Clone, Copy)]
 pub struct Call<'a> {
     /// Milliseconds since the Unix epoch (UTC), from the host: the only clock.
@@ -110,6 +121,8 @@ pub struct Call<'a> {
     pub key: Option<&'a str>,
     /// The community's configuration.
     pub config: &'a Config,
+    /// How to fetch from the library (none: no outgoing HTTP).
+    pub fetch: Option<Fetch<'a>>,
 }
 
 #[cfg(test)]

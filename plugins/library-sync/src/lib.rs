@@ -36,20 +36,17 @@ pub struct LibrarySync;
 impl Plugin for LibrarySync {
     fn invoke(ctx: &Context, operation: &str, input: Value) -> Result<Value, Error> {
         let config: config::Config = courtyard_sdk::config::get()?;
+        // The library's change feed, over the host's outgoing HTTP (`sync` with `{}`).
+        let fetch = |url: &str| {
+            courtyard_sdk::http::get(url, 5_000)
+                .map(|r| (r.status, r.body))
+                .map_err(Error::from)
+        };
         let call = config::Call {
             now_ms: ctx.now_ms,
             key: ctx.idempotency_key.as_deref(),
             config: &config,
-        };
-        // `sync` with an empty input fetches the page itself (outgoing HTTP).
-        let input = if operation == "sync" && input.as_object().is_some_and(|o| o.is_empty()) {
-            pull::pull_input(&mut HostStore, &config, |url| {
-                courtyard_sdk::http::get(url, 5_000)
-                    .map(|r| (r.status, r.body))
-                    .map_err(Error::from)
-            })?
-        } else {
-            input
+            fetch: Some(config::Fetch(&fetch)),
         };
         api::dispatch(&mut HostStore, &call, operation, input)
     }

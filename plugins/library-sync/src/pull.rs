@@ -6,7 +6,7 @@
 //! the shape of `sync`'s input. The page becomes `sync`'s input, fetched from the shelf's
 //! cursor, so it is applied exactly as a pushed page is.
 
-use crate::config::Config;
+use crate::config::{Call, Config};
 use crate::store::Store;
 use crate::sync;
 use courtyard_sdk::{Error, Value};
@@ -76,6 +76,15 @@ pub fn pull_input(
     page_input(cursor, status, &body)
 }
 
+/// The page after the shelf's cursor, fetched with the call's [`crate::config::Fetch`],
+/// as `sync`'s input.
+pub fn fetch_page(store: &mut impl Store, call: &Call) -> Result<Value, Error> {
+    let Some(fetch) = call.fetch else {
+        return Err(Error::unavailable("no outgoing HTTP in this context"));
+    };
+    pull_input(store, call.config, fetch.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,5 +134,39 @@ mod tests {
         .expect("pulled");
         assert_eq!(asked, "http://lib.example/changes");
         assert_eq!(input["has_more"], false);
+    }
+
+    #[test]
+    fn a_retried_pull_with_its_key_answers_as_the_first_without_fetching() {
+        let mut store = MemoryStore::default();
+        let config = Config {
+            library_url: Some("http://lib.example".into()),
+            ..Config::default()
+        };
+        let fetches = std::cell::Cell::new(0);
+        let fetch = |_: &str| {
+            fetches.set(fetches.get() + 1);
+            let page = json!({
+                "changes": [{"copy_id": "QD-1", "revision": 1, "status": "active", "title": "T"}],
+                "next_cursor": format!("c{}", fetches.get()),
+            });
+            Ok((200, page.to_string().into_bytes()))
+        };
+        let call = Call {
+            now_ms: 1_000,
+            key: Some("nightly-1"),
+            config: &config,
+            fetch: Some(crate::config::Fetch(&fetch)),
+        };
+        let first = crate::api::dispatch(&mut store, &call, "sync", json!({})).expect("first");
+        assert_eq!(first["applied"], 1, "{first}");
+        let again = crate::api::dispatch(&mut store, &call, "sync", json!({})).expect("again");
+        assert_eq!(first, again);
+        assert_eq!(fetches.get(), 1, "the replay did not fetch");
+        // Without a key, the next call fetches the next page.
+        let next = Call { key: None, ..call };
+        let second = crate::api::dispatch(&mut store, &next, "sync", json!({})).expect("next");
+        assert_eq!(second["from_cursor"], "c1", "{second}");
+        assert_eq!(fetches.get(), 2);
     }
 }

@@ -1038,6 +1038,7 @@ mod tests {
             now_ms: 1_000,
             key: None,
             config,
+            fetch: None,
         }
     }
 

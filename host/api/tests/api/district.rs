@@ -111,6 +111,10 @@ async fn a_plugin_runs_only_where_it_is_enabled_with_its_config_and_grants() {
     let (status, body) = invoke(&app, "beihai-road", "counter", "get", json!({"name": "a"})).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(code(&body), "plugin_not_enabled");
+    // A made-up operation is refused as such first: it never reaches the metrics.
+    let (status, body) = invoke(&app, "beihai-road", "counter", "made-up", json!({})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(code(&body), "operation_not_found");
 
     let path = "/v1/communities/beihai-road/plugins/counter";
     // Config errors name the field.

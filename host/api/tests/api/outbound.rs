@@ -64,6 +64,21 @@ async fn counting_listener() -> (String, Arc<AtomicUsize>) {
     (format!("http://{addr}"), count)
 }
 
+/// A listener that accepts connections and never answers.
+async fn silent_listener() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    format!("http://{addr}")
+}
+
 fn put_plugin(body: Value) -> Request<Body> {
     Request::put("/v1/communities/nanhu/plugins/library-sync")
         .header(header::CONTENT_TYPE, "application/json")
@@ -201,5 +216,28 @@ async fn library_sync_fetches_only_from_the_origins_its_community_granted() {
         body["error"]["details"].as_array().map(Vec::len),
         Some(2),
         "{body}"
+    );
+
+    // A server that never answers holds the call no longer than its deadline (300 ms in
+    // these tests): the guest waits inside the host, where only the request's own deadline
+    // can end the wait.
+    let silent = silent_listener().await;
+    let (status, _) = send(
+        &app,
+        put_plugin(json!({
+            "config": {"library_url": format!("{silent}/api")},
+            "grants": ["state", "events", "http"],
+            "allowed_hosts": [silent],
+        })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let started = std::time::Instant::now();
+    let (status, body) = invoke(&app, "nanhu", "library-sync", "sync", json!({})).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
     );
 }

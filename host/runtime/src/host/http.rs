@@ -2,13 +2,19 @@
 //! the `http` capability, and only to the origins (scheme, host, port) it allowed.
 //!
 //! A request to any other origin is refused with `HTTP-request-denied` before a
-//! connection is made. Every request's timeouts are capped at the call's deadline, and a
+//! connection is made. A request, from connecting (TLS included) to its response body's
+//! last byte, takes no longer than the call's deadline: the guest waits inside the host,
+//! where the epoch deadline cannot stop it, so this deadline is what bounds the call. A
 //! response body larger than [`MAX_RESPONSE_BYTES`] fails with `HTTP-response-body-size`.
 
 use super::HostState;
 use crate::Origin;
+use bytes::Bytes;
+use http_body::{Body, Frame};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 use wasmtime::component::Linker;
 use wasmtime_wasi_http::{
@@ -63,7 +69,16 @@ impl WasiHttpHooks for HttpPolicy {
         _io: IoFuture,
     ) -> SendFuture {
         if !self.allows(request.uri()) {
-            tracing::warn!(uri = %request.uri(), "outgoing HTTP refused: origin not granted");
+            // The origin only: a query may hold credentials.
+            tracing::warn!(
+                scheme = request.uri().scheme_str().unwrap_or_default(),
+                authority = request
+                    .uri()
+                    .authority()
+                    .map(|a| a.as_str())
+                    .unwrap_or_default(),
+                "outgoing HTTP refused: origin not granted"
+            );
             return Box::new(async { Err(HttpError::HttpRequestDenied) });
         }
         let asked = options.unwrap_or_default();
@@ -73,16 +88,23 @@ impl WasiHttpHooks for HttpPolicy {
             first_byte_timeout: cap(asked.first_byte_timeout),
             between_bytes_timeout: cap(asked.between_bytes_timeout),
         };
-        Box::new(send_capped(request, options))
+        Box::new(send_capped(request, options, self.timeout))
     }
 }
 
-/// Sends the request; fails a response whose body is larger than the cap.
+/// Sends the request; fails it when it is not over within `deadline` (connecting, TLS,
+/// the whole body), or when its body is larger than the cap.
 async fn send_capped(
     request: http::Request<WasiBody>,
     options: RequestOptions,
+    deadline: Duration,
 ) -> Result<(http::Response<WasiBody>, IoFuture), HttpError> {
-    let (response, io) = default_send_request(request, Some(options)).await?;
+    let until = tokio::time::Instant::now() + deadline;
+    let (response, io) =
+        match tokio::time::timeout_at(until, default_send_request(request, Some(options))).await {
+            Ok(sent) => sent?,
+            Err(_) => return Err(HttpError::ConnectionTimeout),
+        };
     let declared = response
         .headers()
         .get(http::header::CONTENT_LENGTH)
@@ -92,8 +114,8 @@ async fn send_capped(
         return Err(HttpError::HttpResponseBodySize(Some(length)));
     }
     let response = response.map(|body| {
-        Limited::new(body, MAX_RESPONSE_BYTES)
-            .map_err(|e: Box<dyn std::error::Error + Send + Sync>| {
+        let limited = Limited::new(body, MAX_RESPONSE_BYTES).map_err(
+            |e: Box<dyn std::error::Error + Send + Sync>| {
                 if e.is::<LengthLimitError>() {
                     HttpError::HttpResponseBodySize(Some(MAX_RESPONSE_BYTES as u64))
                 } else {
@@ -102,10 +124,41 @@ async fn send_capped(
                         Err(other) => HttpError::InternalError(Some(other.to_string())),
                     }
                 }
-            })
-            .boxed_unsync()
+            },
+        );
+        DeadlineBody {
+            inner: Box::pin(limited),
+            deadline: Box::pin(tokio::time::sleep_until(until)),
+        }
+        .boxed_unsync()
     });
     Ok((response, Box::new(io) as IoFuture))
+}
+
+/// A body that fails once its deadline has passed.
+struct DeadlineBody<B> {
+    inner: Pin<Box<B>>,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl<B: Body<Data = Bytes, Error = HttpError>> Body for DeadlineBody<B> {
+    type Data = Bytes;
+    type Error = HttpError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
+        let this = self.get_mut();
+        if this.deadline.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Some(Err(HttpError::ConnectionReadTimeout)));
+        }
+        this.inner.as_mut().poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
 }
 
 impl WasiHttpView for HostState {
@@ -148,5 +201,37 @@ mod tests {
         assert!(!allows("https://library.example.evil.example/"), "a suffix");
         assert!(!allows("https://user@library.example/"), "user info");
         assert!(!HttpPolicy::default().allows(&"https://library.example/".parse().expect("uri")));
+        let v6 = HttpPolicy {
+            allowed: vec![Origin::parse("http://[::1]:8080").expect("origin")].into(),
+            timeout: Duration::from_secs(1),
+        };
+        assert!(v6.allows(&"http://[::1]:8080/x".parse().expect("uri")));
+        assert!(!v6.allows(&"http://[::2]:8080/x".parse().expect("uri")));
+    }
+
+    #[test]
+    fn origins_are_parsed_strictly() {
+        for (text, want) in [
+            ("https://library.example", "https://library.example:443"),
+            ("HTTP://Lib.Example:8080/", "http://lib.example:8080"),
+            ("http://[::1]", "http://[::1]:80"),
+            ("http://10.0.0.5:9000", "http://10.0.0.5:9000"),
+        ] {
+            assert_eq!(Origin::parse(text).expect(text).to_string(), want);
+        }
+        for bad in [
+            "ftp://x",
+            "https://a.example/path",
+            "https://user@a.example",
+            "http://::1:80",
+            "https://a.example:0",
+            "https://a.example:99999",
+            "https://",
+            "https://a b",
+            "library.example",
+            "https://a.example?x=1",
+        ] {
+            assert!(Origin::parse(bad).is_err(), "{bad}");
+        }
     }
 }

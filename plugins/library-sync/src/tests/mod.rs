@@ -62,6 +62,7 @@ impl World {
             now_ms: self.now,
             key,
             config: &self.config,
+            fetch: None,
         };
         let result = dispatch(&mut self.store, &call, operation, input.clone());
         check_store(&self.store);
