@@ -103,7 +103,10 @@ impl Config {
 /// How to fetch a URL: its status and body (the host's outgoing HTTP in the component,
 /// a stand-in in the tests).
 #[derive(Clone, Copy)]
-pub struct Fetch<'a>(pub &'a dyn Fn(&str) -> Result<(u16, Vec<u8>), courtyard_sdk::Error>);
+pub struct Fetch<'a>(pub &'a FetchFn<'a>);
+
+/// Fetches a URL: its status and body.
+pub type FetchFn<'a> = dyn Fn(&str) -> Result<(u16, Vec<u8>), courtyard_sdk::Error> + 'a;
 
 impl std::fmt::Debug for Fetch<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
