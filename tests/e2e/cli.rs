@@ -182,6 +182,23 @@ async fn the_cli_does_an_admins_daily_work() -> Result<()> {
     .await?;
     ensure!(count.1["value"] == 10, "{count:?}");
 
+    // The admin reads the community's alarms and its audit log; the district's log is
+    // the operator's.
+    let alarms = json(&courtyard(
+        &host,
+        &admin,
+        &["alarms", "nanhu", "--state", "raised,acknowledged"],
+    )?)?;
+    ensure!(alarms["alarms"].is_array(), "{alarms}");
+    let audit = courtyard(&host, &admin, &["audit", "nanhu"])?;
+    ensure!(
+        audit.contains("workflow.enable") && audit.contains("plugin.configure"),
+        "{audit}"
+    );
+    let refused = courtyard_fails(&host, &admin, &["audit"])?;
+    ensure!(refused.contains("403"), "{refused}");
+    ensure!(courtyard(&host, &operator, &["audit"])?.contains("token.create"));
+
     // Switched off in the community: the plugin is refused there.
     courtyard(&host, &admin, &["plugin", "disable", "nanhu", "counter"])?;
     let plugins = courtyard(&host, &admin, &["plugin", "list", "nanhu"])?;

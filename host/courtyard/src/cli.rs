@@ -248,6 +248,34 @@ pub struct RunsArgs {
     pub limit: u32,
 }
 
+/// `courtyard alarms …`
+#[derive(Debug, clap::Args)]
+pub struct AlarmsArgs {
+    /// The community.
+    pub community: String,
+    /// Only alarms in these states (comma-separated: raised, escalated, acknowledged,
+    /// cleared).
+    #[arg(long)]
+    pub state: Option<String>,
+    /// Only alarms of these severities (comma-separated: info, warning, critical).
+    #[arg(long)]
+    pub severity: Option<String>,
+    /// How many.
+    #[arg(long)]
+    pub limit: Option<u32>,
+}
+
+/// `courtyard audit …`
+#[derive(Debug, clap::Args)]
+pub struct AuditArgs {
+    /// One community's changes (its admin may read them); all of them (the operator) when
+    /// not given.
+    pub community: Option<String>,
+    /// How many, newest first.
+    #[arg(long, default_value_t = 20)]
+    pub limit: u32,
+}
+
 /// `courtyard token …`
 #[derive(Debug, clap::Subcommand)]
 pub enum TokenCommand {
@@ -597,6 +625,70 @@ pub async fn token(connection: &Connection, command: TokenCommand) -> Result<()>
                 .await?;
             println!("revoked {id}");
         }
+    }
+    Ok(())
+}
+
+/// `courtyard alarms …`
+pub async fn alarms(connection: &Connection, args: AlarmsArgs) -> Result<()> {
+    let client = Client::new(connection)?;
+    let mut query = Vec::new();
+    if let Some(s) = args.state {
+        query.push(("state", s));
+    }
+    if let Some(s) = args.severity {
+        query.push(("severity", s));
+    }
+    if let Some(l) = args.limit {
+        query.push(("limit", l.to_string()));
+    }
+    print(
+        &client
+            .send(
+                client
+                    .http
+                    .get(client.url(&format!("/v1/communities/{}/alarms", args.community)))
+                    .query(&query),
+            )
+            .await?,
+    );
+    Ok(())
+}
+
+/// `courtyard audit …`
+pub async fn audit(connection: &Connection, args: AuditArgs) -> Result<()> {
+    let client = Client::new(connection)?;
+    let path = match &args.community {
+        Some(c) => format!("/v1/communities/{c}/audit"),
+        None => "/v1/audit".to_owned(),
+    };
+    let body = client
+        .send(
+            client
+                .http
+                .get(client.url(&path))
+                .query(&[("limit", args.limit.to_string())]),
+        )
+        .await?;
+    println!(
+        "{:<6} {:<15} {:<22} {:<20} who",
+        "seq", "when (UTC)", "action", "target"
+    );
+    for e in body["entries"].as_array().cloned().unwrap_or_default() {
+        let when = e["at_ms"]
+            .as_i64()
+            .and_then(chrono::DateTime::from_timestamp_millis)
+            .map(|t| t.format("%m-%d %H:%M:%S").to_string())
+            .unwrap_or_default();
+        println!(
+            "{:<6} {:<15} {:<22} {:<20} {} ({})",
+            e["seq"],
+            when,
+            e["action"].as_str().unwrap_or_default(),
+            e["target"].as_str().unwrap_or_default(),
+            e["actor"]["token"].as_str().unwrap_or_default(),
+            e["actor"]["role"].as_str().unwrap_or_default(),
+        );
     }
     Ok(())
 }

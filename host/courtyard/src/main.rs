@@ -67,6 +67,20 @@ enum Command {
         #[command(flatten)]
         args: cli::RunsArgs,
     },
+    /// A community's alarms (from alert-rules).
+    Alarms {
+        #[command(flatten)]
+        connection: cli::Connection,
+        #[command(flatten)]
+        args: cli::AlarmsArgs,
+    },
+    /// The audit log: who changed what, when (a community's, or the whole district's).
+    Audit {
+        #[command(flatten)]
+        connection: cli::Connection,
+        #[command(flatten)]
+        args: cli::AuditArgs,
+    },
     /// A community's tokens: create one for a device, list, revoke.
     Token {
         #[command(flatten)]
@@ -212,6 +226,8 @@ fn main() -> Result<()> {
             command,
         } => block_on(cli::event(&connection, command)),
         Command::Runs { connection, args } => block_on(cli::runs(&connection, args)),
+        Command::Alarms { connection, args } => block_on(cli::alarms(&connection, args)),
+        Command::Audit { connection, args } => block_on(cli::audit(&connection, args)),
         Command::Token {
             connection,
             command,
