@@ -439,9 +439,10 @@ fn json_rejection(rejection: &JsonRejection) -> (StatusCode, &'static str, Strin
             e.body_text(),
             vec![],
         ),
+        // Well-formed JSON that does not fit the route: an unknown field, a wrong type.
         JsonRejection::JsonDataError(e) => (
             StatusCode::BAD_REQUEST,
-            "malformed_json",
+            "invalid_body",
             e.body_text(),
             vec![],
         ),

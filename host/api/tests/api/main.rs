@@ -632,7 +632,7 @@ async fn events_are_accepted_with_202_and_start_runs() {
     let (status, body) = send(&app, event(json!({"kind": "gate.opened", "extra": 1}))).await;
     assert_eq!(
         (status, code(&body)),
-        (StatusCode::BAD_REQUEST, "malformed_json"),
+        (StatusCode::BAD_REQUEST, "invalid_body"),
         "{body}"
     );
     let (status, body) = send(&app, event(json!({"kind": "gate.opened", "payload": [1]}))).await;
