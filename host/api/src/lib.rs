@@ -94,28 +94,6 @@ impl AppState {
         self
     }
 
-    /// Records a change in the audit log, as made by the admin (or operator) of the
-    /// community.
-    fn audit(
-        &self,
-        admin: &auth::AdminOf,
-        action: &str,
-        target: String,
-        before: Option<Value>,
-        after: Option<Value>,
-    ) -> Result<(), ApiError> {
-        let community = courtyard_tenancy::CommunityId::new(admin.community.clone()).ok();
-        self.tenancy.record(
-            &admin.caller.actor(),
-            community.as_ref(),
-            action,
-            target,
-            before,
-            after,
-        )?;
-        Ok(())
-    }
-
     /// Serves the metrics of this Prometheus recorder at `/metrics`.
     pub fn with_metrics(mut self, handle: PrometheusHandle) -> Self {
         self.metrics = Some(handle);

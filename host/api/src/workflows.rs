@@ -99,16 +99,13 @@ pub(crate) async fn apply(
         .map_err(|_| ApiError::InvalidWorkflow(vec!["the document is not UTF-8 text".into()]))?;
     let document =
         compile::parse(text, format).map_err(|p| ApiError::InvalidWorkflow(vec![p.to_string()]))?;
-    let before = state.engine.workflow(community, name.as_str()).ok();
-    let record = state.engine.apply(community, &name, document).await?;
-    state.audit(
-        &admin,
-        "workflow.apply",
-        format!("{community}/{name}"),
-        before.as_ref().map(to_value),
-        Some(to_value(&record)),
-    )?;
-    let status = if before.is_some() {
+    let existed = state.engine.workflow(community, name.as_str()).is_ok();
+    // Recorded in the audit log in the same batch as the change.
+    let record = state
+        .engine
+        .apply_as(Some(&admin.caller.actor()), community, &name, document)
+        .await?;
+    let status = if existed {
         StatusCode::OK
     } else {
         StatusCode::CREATED
@@ -147,16 +144,10 @@ pub(crate) async fn remove(
     admin: AdminOf,
     Path((_, name)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let community = &admin.community;
-    let before = state.engine.workflow(community, &name)?;
-    state.engine.remove(community, &name).await?;
-    state.audit(
-        &admin,
-        "workflow.remove",
-        format!("{community}/{name}"),
-        Some(to_value(&before)),
-        None,
-    )?;
+    state
+        .engine
+        .remove_as(Some(&admin.caller.actor()), &admin.community, &name)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -200,27 +191,11 @@ async fn switch(
     name: &str,
     on: bool,
 ) -> Result<Response, ApiError> {
-    let community = &admin.community;
-    let before = state.engine.workflow(community, name)?;
-    let after = state.engine.set_enabled(community, name, on).await?;
-    if before.enabled != after.enabled {
-        state.audit(
-            admin,
-            if on {
-                "workflow.enable"
-            } else {
-                "workflow.disable"
-            },
-            format!("{community}/{name}"),
-            Some(json!({ "enabled": before.enabled })),
-            Some(json!({ "enabled": after.enabled })),
-        )?;
-    }
+    let after = state
+        .engine
+        .set_enabled_as(Some(&admin.caller.actor()), &admin.community, name, on)
+        .await?;
     Ok(Json(after).into_response())
-}
-
-fn to_value<T: serde::Serialize>(value: &T) -> Value {
-    serde_json::to_value(value).unwrap_or(Value::Null)
 }
 
 /// `POST /v1/communities/{community}/workflows/{workflow}/runs`: a run by hand; the

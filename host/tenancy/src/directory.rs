@@ -908,6 +908,35 @@ impl Tenancy {
         self.commit_change(BTreeMap::new(), entry)
     }
 
+    /// The store writes of an audit entry, for a caller that commits them in its own
+    /// batch together with the change they record (the workflow engine), so that the
+    /// change and its entry are durable together or not at all. The entry's sequence
+    /// number is taken now; a batch that is never committed leaves a gap.
+    pub fn audit_batch(
+        &self,
+        actor: &Actor,
+        community: Option<&CommunityId>,
+        action: &str,
+        target: String,
+        before: Option<Value>,
+        after: Option<Value>,
+    ) -> Batch {
+        let mut entry = Self::entry(actor, community, action, target, before, after);
+        entry.seq = self.audit_seq.fetch_add(1, Ordering::SeqCst) + 1;
+        let bytes = to_bytes(&entry);
+        let mut writes = BTreeMap::new();
+        if let Some(c) = &entry.community {
+            writes.insert(
+                format!("{AUDIT_OF}{c}/{:020}", entry.seq),
+                Some(bytes.clone()),
+            );
+        }
+        writes.insert(format!("{AUDIT}{:020}", entry.seq), Some(bytes));
+        let mut batch = Batch::default();
+        batch.writes.insert(namespace(), writes);
+        batch
+    }
+
     /// Audit entries, newest first, with `seq` below `before` when given: those of one
     /// community when `community` is given, all otherwise.
     pub fn audit(

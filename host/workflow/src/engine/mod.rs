@@ -38,7 +38,7 @@ use crate::document::{MissedFires, Workflow, WorkflowName};
 use crate::expr::Vars;
 use courtyard_runtime::{Clock, EmittedEvent, Invocation, InvokeError, PluginErrorKind, Runtime};
 use courtyard_store::{Batch, Namespace, QueueName, Store, StoreError};
-use courtyard_tenancy::Tenancy;
+use courtyard_tenancy::{Actor, CommunityId, Tenancy};
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -290,6 +290,13 @@ impl Writes {
         Ok(())
     }
 
+    /// Adds another batch's writes (an audit entry) to this one.
+    fn audit(&mut self, batch: Batch) {
+        for (ns, writes) in batch.writes {
+            self.batch.writes.entry(ns).or_default().extend(writes);
+        }
+    }
+
     fn delete(&mut self, key: String) {
         self.batch
             .writes
@@ -433,6 +440,18 @@ impl Engine {
         name: &WorkflowName,
         document: Workflow,
     ) -> Result<WorkflowRecord, WorkflowError> {
+        self.apply_as(None, community, name, document).await
+    }
+
+    /// [`Engine::apply`], recorded in the audit log as done by `by`, in the same batch
+    /// as the change.
+    pub async fn apply_as(
+        &self,
+        by: Option<&Actor>,
+        community: &str,
+        name: &WorkflowName,
+        document: Workflow,
+    ) -> Result<WorkflowRecord, WorkflowError> {
         let c = self.community(community)?;
         let compiled = compile::compile(
             name.clone(),
@@ -478,6 +497,16 @@ impl Engine {
             // A new schedule counts from now: no fires before it was applied.
             w.put(format!("cron/{name}"), &now)?;
         }
+        if let Some(by) = by {
+            w.audit(self.inner.tenancy.audit_batch(
+                by,
+                CommunityId::new(community).ok().as_ref(),
+                "workflow.apply",
+                format!("{community}/{name}"),
+                previous.as_ref().map(to_value),
+                Some(to_value(&record)),
+            ));
+        }
         self.inner.commit_durably(w).await?;
         let compiled = Arc::new(compiled);
         self.inner
@@ -510,6 +539,18 @@ impl Engine {
         name: &str,
         enabled: bool,
     ) -> Result<WorkflowRecord, WorkflowError> {
+        self.set_enabled_as(None, community, name, enabled).await
+    }
+
+    /// [`Engine::set_enabled`], recorded in the audit log as done by `by` (when it
+    /// changes anything), in the same batch as the change.
+    pub async fn set_enabled_as(
+        &self,
+        by: Option<&Actor>,
+        community: &str,
+        name: &str,
+        enabled: bool,
+    ) -> Result<WorkflowRecord, WorkflowError> {
         let c = self.community(community)?;
         let _guard = c.lock.lock().await;
         let installed = self.installed(community, name)?;
@@ -524,6 +565,20 @@ impl Engine {
         w.put(format!("wf/{name}"), &record)?;
         if enabled && matches!(installed.compiled.trigger, CompiledTrigger::Cron(_)) {
             w.put(format!("cron/{name}"), &now)?;
+        }
+        if let Some(by) = by {
+            w.audit(self.inner.tenancy.audit_batch(
+                by,
+                CommunityId::new(community).ok().as_ref(),
+                if enabled {
+                    "workflow.enable"
+                } else {
+                    "workflow.disable"
+                },
+                format!("{community}/{name}"),
+                Some(json!({ "enabled": !enabled })),
+                Some(json!({ "enabled": enabled })),
+            ));
         }
         self.inner.commit_durably(w).await?;
         c.workflows
@@ -541,12 +596,33 @@ impl Engine {
 
     /// Removes a workflow. Its started runs finish; its run history stays.
     pub async fn remove(&self, community: &str, name: &str) -> Result<(), WorkflowError> {
+        self.remove_as(None, community, name).await
+    }
+
+    /// [`Engine::remove`], recorded in the audit log as done by `by`, in the same batch
+    /// as the change.
+    pub async fn remove_as(
+        &self,
+        by: Option<&Actor>,
+        community: &str,
+        name: &str,
+    ) -> Result<(), WorkflowError> {
         let c = self.community(community)?;
         let _guard = c.lock.lock().await;
-        self.installed(community, name)?;
+        let installed = self.installed(community, name)?;
         let mut w = Writes::new(community);
         w.delete(format!("wf/{name}"));
         w.delete(format!("cron/{name}"));
+        if let Some(by) = by {
+            w.audit(self.inner.tenancy.audit_batch(
+                by,
+                CommunityId::new(community).ok().as_ref(),
+                "workflow.remove",
+                format!("{community}/{name}"),
+                Some(to_value(&installed.record)),
+                None,
+            ));
+        }
         self.inner.commit_durably(w).await?;
         c.workflows
             .write()
@@ -2218,4 +2294,9 @@ fn classify(e: &InvokeError) -> Failure {
         message: e.to_string(),
         transient,
     }
+}
+
+/// A record as JSON, for the audit log.
+fn to_value<T: Serialize>(value: &T) -> Value {
+    serde_json::to_value(value).unwrap_or(Value::Null)
 }
