@@ -85,9 +85,7 @@ impl FromRequestParts<AppState> for Caller {
             .ok_or(ApiError::Unauthenticated(
                 "the token is not valid (unknown or revoked)",
             ))?;
-        state
-            .limits
-            .take(&format!("token:{}", info.id), state.limits.per_token)?;
+        state.limits.take_token(&info.id)?;
         let caller = Caller(info);
         parts.extensions.insert(caller.clone());
         Ok(caller)
@@ -156,10 +154,7 @@ async fn community_for(
     // The community's budget is its devices': their traffic must not lock out the
     // admin (or the operator) who would revoke them.
     if caller.role() == Role::Device {
-        state.limits.take(
-            &format!("community:{community}"),
-            state.limits.per_community,
-        )?;
+        state.limits.take_community(&community)?;
     }
     Ok((caller, community))
 }
@@ -225,8 +220,14 @@ pub struct RateLimits {
     pub per_token: Rate,
     /// Each community's rate (over all its callers).
     pub per_community: Rate,
-    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+    /// Buckets by token id.
+    tokens: Mutex<HashMap<String, Bucket>>,
+    /// Buckets by community.
+    communities: Mutex<HashMap<String, Bucket>>,
 }
+
+/// Requests left, and when they were counted.
+type Bucket = (f64, Instant);
 
 impl RateLimits {
     /// Limits with these rates.
@@ -234,7 +235,8 @@ impl RateLimits {
         Self {
             per_token,
             per_community,
-            buckets: Mutex::default(),
+            tokens: Mutex::default(),
+            communities: Mutex::default(),
         }
     }
 
@@ -243,14 +245,38 @@ impl RateLimits {
         Self::new(Rate::per_second(0), Rate::per_second(0))
     }
 
-    /// Takes one request from `key`'s bucket, or says when to try again (429).
-    fn take(&self, key: &str, rate: Rate) -> Result<(), ApiError> {
+    /// Takes one request from the token's bucket, or says when to try again (429).
+    fn take_token(&self, id: &str) -> Result<(), ApiError> {
+        Self::take(&self.tokens, id, self.per_token, "token")
+    }
+
+    /// Takes one request from the community's bucket, or says when to try again.
+    fn take_community(&self, community: &str) -> Result<(), ApiError> {
+        Self::take(
+            &self.communities,
+            community,
+            self.per_community,
+            "community",
+        )
+    }
+
+    fn take(
+        buckets: &Mutex<HashMap<String, Bucket>>,
+        key: &str,
+        rate: Rate,
+        scope: &'static str,
+    ) -> Result<(), ApiError> {
         if rate.per_second <= 0.0 {
             return Ok(());
         }
         let now = Instant::now();
-        let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
-        let (tokens, last) = buckets.entry(key.to_owned()).or_insert((rate.burst, now));
+        let mut buckets = buckets.lock().unwrap_or_else(PoisonError::into_inner);
+        if !buckets.contains_key(key) {
+            buckets.insert(key.to_owned(), (rate.burst, now));
+        }
+        let Some((tokens, last)) = buckets.get_mut(key) else {
+            return Ok(());
+        };
         *tokens =
             (*tokens + now.duration_since(*last).as_secs_f64() * rate.per_second).min(rate.burst);
         *last = now;
@@ -260,11 +286,7 @@ impl RateLimits {
         }
         let wait = Duration::from_secs_f64((1.0 - *tokens) / rate.per_second);
         Err(ApiError::RateLimited {
-            scope: if key.starts_with("token:") {
-                "token"
-            } else {
-                "community"
-            },
+            scope,
             retry_after: wait.as_secs().max(1),
         })
     }

@@ -345,10 +345,7 @@ pub(crate) async fn enable(
     let manifest = state
         .runtime
         .manifest(&plugin)
-        .ok_or_else(|| ApiError::NotFound {
-            code: "plugin_not_found",
-            message: format!("the registry has no plugin {plugin:?}; see GET /v1/plugins"),
-        })?;
+        .ok_or_else(|| crate::registry::plugin_not_found(&plugin))?;
     let loaded = &manifest.manifest().version;
     if let Some(version) = &body.version
         && version != loaded

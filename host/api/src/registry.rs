@@ -14,7 +14,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
-fn plugin_not_found(plugin: &str) -> ApiError {
+/// The 404 of a plugin the registry does not have.
+pub(crate) fn plugin_not_found(plugin: &str) -> ApiError {
     ApiError::NotFound {
         code: "plugin_not_found",
         message: format!("the registry has no plugin {plugin:?}; see GET /v1/plugins"),
@@ -228,8 +229,10 @@ pub(crate) async fn publish(
     };
     let package =
         Package::new(&manifest, component.to_vec()).map_err(|e| invalid_package(e.to_string()))?;
-    let m = package.manifest().manifest().clone();
-    let (name, version) = (m.name.to_string(), m.version.clone());
+    let (name, version) = {
+        let m = package.manifest().manifest();
+        (m.name.to_string(), m.version.clone())
+    };
     let runtime = state.runtime.clone();
     let operator = caller.role() == Role::Operator;
     let owner = caller.0.id.clone();

@@ -560,13 +560,7 @@ impl Tenancy {
         mut writes: BTreeMap<String, Option<Vec<u8>>>,
         mut entry: AuditEntry,
     ) -> Result<AuditEntry, TenancyError> {
-        let seq = self.audit_seq.fetch_add(1, Ordering::SeqCst) + 1;
-        entry.seq = seq;
-        let bytes = to_bytes(&entry);
-        if let Some(c) = &entry.community {
-            writes.insert(format!("{AUDIT_OF}{c}/{seq:020}"), Some(bytes.clone()));
-        }
-        writes.insert(format!("{AUDIT}{seq:020}"), Some(bytes));
+        writes.extend(self.entry_writes(&mut entry));
         let mut batch = Batch::default();
         batch.writes.insert(namespace(), writes);
         self.store.commit(batch)?;
@@ -882,18 +876,11 @@ impl Tenancy {
         Ok(Some(info))
     }
 
-    /// Whether any operator token is valid.
-    pub fn has_operator_token(&self) -> bool {
-        self.read()
-            .tokens
-            .values()
-            .any(|t| t.info.role == Role::Operator && t.info.revoked_ms.is_none())
-    }
-
     // ----- audit -----
 
-    /// Records a change made elsewhere (a workflow applied, switched, removed), with
-    /// the same durability as the tenancy's own changes.
+    /// Records a change made elsewhere (a plugin published) as a write of its own, with
+    /// the same durability as the tenancy's own changes. A change that is itself a store
+    /// batch takes [`Tenancy::audit_batch`] instead, to commit both together.
     pub fn record(
         &self,
         actor: &Actor,
@@ -922,19 +909,25 @@ impl Tenancy {
         after: Option<Value>,
     ) -> Batch {
         let mut entry = Self::entry(actor, community, action, target, before, after);
-        entry.seq = self.audit_seq.fetch_add(1, Ordering::SeqCst) + 1;
-        let bytes = to_bytes(&entry);
+        let mut batch = Batch::default();
+        batch
+            .writes
+            .insert(namespace(), self.entry_writes(&mut entry));
+        batch
+    }
+
+    /// Gives `entry` the next sequence number; its keys in the whole log and in its
+    /// community's.
+    fn entry_writes(&self, entry: &mut AuditEntry) -> BTreeMap<String, Option<Vec<u8>>> {
+        let seq = self.audit_seq.fetch_add(1, Ordering::SeqCst) + 1;
+        entry.seq = seq;
+        let bytes = to_bytes(&*entry);
         let mut writes = BTreeMap::new();
         if let Some(c) = &entry.community {
-            writes.insert(
-                format!("{AUDIT_OF}{c}/{:020}", entry.seq),
-                Some(bytes.clone()),
-            );
+            writes.insert(format!("{AUDIT_OF}{c}/{seq:020}"), Some(bytes.clone()));
         }
-        writes.insert(format!("{AUDIT}{:020}", entry.seq), Some(bytes));
-        let mut batch = Batch::default();
-        batch.writes.insert(namespace(), writes);
-        batch
+        writes.insert(format!("{AUDIT}{seq:020}"), Some(bytes));
+        writes
     }
 
     /// Audit entries, newest first, with `seq` below `before` when given: those of one

@@ -290,8 +290,24 @@ impl Writes {
         Ok(())
     }
 
-    /// Adds another batch's writes (an audit entry) to this one.
-    fn audit(&mut self, batch: Batch) {
+    /// Adds the audit entry of a change of workflow `name`, done by `by`, to this batch.
+    fn audit(
+        &mut self,
+        tenancy: &Tenancy,
+        by: &Actor,
+        action: &str,
+        name: &str,
+        before: Option<Value>,
+        after: Option<Value>,
+    ) {
+        let batch = tenancy.audit_batch(
+            by,
+            CommunityId::new(self.community.as_str()).ok().as_ref(),
+            action,
+            format!("{}/{name}", self.community),
+            before,
+            after,
+        );
         for (ns, writes) in batch.writes {
             self.batch.writes.entry(ns).or_default().extend(writes);
         }
@@ -498,14 +514,14 @@ impl Engine {
             w.put(format!("cron/{name}"), &now)?;
         }
         if let Some(by) = by {
-            w.audit(self.inner.tenancy.audit_batch(
+            w.audit(
+                &self.inner.tenancy,
                 by,
-                CommunityId::new(community).ok().as_ref(),
                 "workflow.apply",
-                format!("{community}/{name}"),
+                name.as_str(),
                 previous.as_ref().map(to_value),
                 Some(to_value(&record)),
-            ));
+            );
         }
         self.inner.commit_durably(w).await?;
         let compiled = Arc::new(compiled);
@@ -567,18 +583,19 @@ impl Engine {
             w.put(format!("cron/{name}"), &now)?;
         }
         if let Some(by) = by {
-            w.audit(self.inner.tenancy.audit_batch(
+            let action = if enabled {
+                "workflow.enable"
+            } else {
+                "workflow.disable"
+            };
+            w.audit(
+                &self.inner.tenancy,
                 by,
-                CommunityId::new(community).ok().as_ref(),
-                if enabled {
-                    "workflow.enable"
-                } else {
-                    "workflow.disable"
-                },
-                format!("{community}/{name}"),
+                action,
+                name,
                 Some(json!({ "enabled": !enabled })),
                 Some(json!({ "enabled": enabled })),
-            ));
+            );
         }
         self.inner.commit_durably(w).await?;
         c.workflows
@@ -614,14 +631,14 @@ impl Engine {
         w.delete(format!("wf/{name}"));
         w.delete(format!("cron/{name}"));
         if let Some(by) = by {
-            w.audit(self.inner.tenancy.audit_batch(
+            w.audit(
+                &self.inner.tenancy,
                 by,
-                CommunityId::new(community).ok().as_ref(),
                 "workflow.remove",
-                format!("{community}/{name}"),
+                name,
                 Some(to_value(&installed.record)),
                 None,
-            ));
+            );
         }
         self.inner.commit_durably(w).await?;
         c.workflows
