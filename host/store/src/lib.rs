@@ -9,8 +9,17 @@
 //! - **queues**: append-only logs with increasing sequence numbers (a community's
 //!   event stream), appended to inside a batch;
 //! - **durability on demand**: [`Store::sync`] returns once every batch committed
-//!   before the call is on disk. Concurrent callers share flushes (group commit), so
-//!   durability costs one disk flush per group of calls, not per call.
+//!   before the call is on stable storage, the file system's metadata included (an
+//!   `fsync`, not only a write-back): what it acknowledged survives a power loss, not
+//!   just a killed process. Concurrent callers share flushes (group commit), so
+//!   durability costs one disk flush per group of calls, not per call;
+//! - **fail-stop on I/O errors**: once a write or a flush has failed, the store refuses
+//!   every further operation with [`StoreError::Failed`] ([`Store::health`] says so)
+//!   instead of serving a state that may differ from what is on disk. The way back is
+//!   to reopen the store from disk, which recovers exactly what was made durable: the
+//!   host does that by restarting itself once the disk takes writes again (the lesson
+//!   PostgreSQL drew from fsync failures: after one, only recovery from the durable
+//!   log is safe).
 //!
 //! Architecture invariant: nothing above this crate knows sled.
 
@@ -102,6 +111,13 @@ pub enum StoreError {
     /// The backend failed (I/O, corruption).
     #[error("storage backend error: {0}")]
     Backend(String),
+    /// The store failed earlier (a write or a flush did not reach the disk) and refuses
+    /// every operation until it is reopened; see [`Store::health`].
+    #[error("the store failed and refuses operations until the host restarts: {reason}")]
+    Failed {
+        /// The first failure.
+        reason: String,
+    },
     /// The store's data directory could not be opened.
     #[error("cannot open the store at {path}: {reason}")]
     Open {
@@ -165,4 +181,8 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         after: Option<u64>,
         limit: usize,
     ) -> Result<Vec<QueueEntry>, StoreError>;
+
+    /// `Ok` while the store serves; after a failed write or flush,
+    /// [`StoreError::Failed`] with the first failure, until the store is reopened.
+    fn health(&self) -> Result<(), StoreError>;
 }

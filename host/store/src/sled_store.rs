@@ -3,18 +3,28 @@
 use crate::{Batch, Namespace, QueueEntry, QueueName, Store, StoreError};
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 use std::collections::HashMap;
-use std::path::Path;
-use std::sync::{Condvar, Mutex, PoisonError, RwLock};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex, OnceLock, PoisonError, RwLock};
 
 /// The embedded store: a sled database in a directory. One tree per namespace and per
 /// queue; batches touching several trees run as one sled transaction.
+///
+/// Durability: sled's own flush writes its log and calls `sync_file_range`, which
+/// neither persists the metadata of a growing file nor touches the blob files sled
+/// writes for large values; a power loss could take both. [`Store::sync`] therefore
+/// adds an `fdatasync` of the log file and an `fsync` of every new blob file and of
+/// their directory, shared by every caller of one group flush.
 pub struct SledStore {
     db: sled::Db,
+    files: DurableFiles,
     trees: RwLock<HashMap<String, sled::Tree>>,
     group: GroupSync,
     /// Held from taking queue sequence numbers until the batch is applied, so that
     /// entries become visible in sequence order (a cursor never skips one).
     appends: Mutex<()>,
+    /// The first failure of a write or a flush: from then on every operation is refused.
+    failed: OnceLock<String>,
 }
 
 impl std::fmt::Debug for SledStore {
@@ -33,19 +43,51 @@ fn backend(e: impl std::fmt::Display) -> StoreError {
 impl SledStore {
     /// Opens (or creates) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let open_error = |reason: String| StoreError::Open {
+            path: dir.display().to_string(),
+            reason,
+        };
         let db = sled::Config::new()
             .path(dir)
             .open()
-            .map_err(|e| StoreError::Open {
-                path: dir.display().to_string(),
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| open_error(e.to_string()))?;
+        let files = DurableFiles::open(dir).map_err(|e| open_error(e.to_string()))?;
         Ok(Self {
             db,
+            files,
             trees: RwLock::default(),
             group: GroupSync::default(),
             appends: Mutex::default(),
+            failed: OnceLock::new(),
         })
+    }
+
+    /// Refuses the operation if the store has failed.
+    fn serving(&self) -> Result<(), StoreError> {
+        match self.failed.get() {
+            None => Ok(()),
+            Some(reason) => Err(StoreError::Failed {
+                reason: reason.clone(),
+            }),
+        }
+    }
+
+    /// Records a failure of the backend: the store refuses everything from now on.
+    fn fail(&self, e: impl std::fmt::Display) -> StoreError {
+        let reason = e.to_string();
+        if self.failed.set(reason.clone()).is_ok() {
+            tracing::error!(
+                error = %reason,
+                "the store failed: it refuses every operation until the host restarts"
+            );
+        }
+        StoreError::Backend(reason)
+    }
+
+    /// sled's flush, then what sled leaves out for a power loss (see the type's doc).
+    fn flush_durably(&self) -> Result<(), StoreError> {
+        self.db.flush().map_err(|e| self.fail(e))?;
+        self.files.sync().map_err(|e| self.fail(e))
     }
 
     fn tree(&self, name: &str) -> Result<sled::Tree, StoreError> {
@@ -57,7 +99,7 @@ impl SledStore {
         {
             return Ok(tree.clone());
         }
-        let tree = self.db.open_tree(name).map_err(backend)?;
+        let tree = self.db.open_tree(name).map_err(|e| self.fail(e))?;
         self.trees
             .write()
             .unwrap_or_else(PoisonError::into_inner)
@@ -76,10 +118,11 @@ impl SledStore {
 
 impl Store for SledStore {
     fn get(&self, ns: &Namespace, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.serving()?;
         Ok(self
             .kv_tree(ns)?
             .get(key.as_bytes())
-            .map_err(backend)?
+            .map_err(|e| self.fail(e))?
             .map(|v| v.to_vec()))
     }
 
@@ -90,6 +133,7 @@ impl Store for SledStore {
         start_after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.serving()?;
         let tree = self.kv_tree(ns)?;
         let mut out = Vec::new();
         let iter = match start_after {
@@ -105,7 +149,7 @@ impl Store for SledStore {
             if out.len() >= limit {
                 break;
             }
-            let (k, v) = item.map_err(backend)?;
+            let (k, v) = item.map_err(|e| self.fail(e))?;
             if !k.starts_with(prefix.as_bytes()) {
                 break;
             }
@@ -122,6 +166,7 @@ impl Store for SledStore {
         start_before: Option<&str>,
         limit: usize,
     ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.serving()?;
         let tree = self.kv_tree(ns)?;
         let iter = match start_before {
             Some(before) => tree.range(prefix.as_bytes().to_vec()..before.as_bytes().to_vec()),
@@ -132,7 +177,7 @@ impl Store for SledStore {
             if out.len() >= limit {
                 break;
             }
-            let (k, v) = item.map_err(backend)?;
+            let (k, v) = item.map_err(|e| self.fail(e))?;
             if !k.starts_with(prefix.as_bytes()) {
                 continue;
             }
@@ -143,6 +188,7 @@ impl Store for SledStore {
     }
 
     fn commit(&self, batch: Batch) -> Result<Vec<u64>, StoreError> {
+        self.serving()?;
         let seqs = if batch.appends.is_empty() {
             self.apply(batch)?
         } else {
@@ -154,12 +200,17 @@ impl Store for SledStore {
     }
 
     fn sync(&self) -> Result<(), StoreError> {
-        self.group
-            .sync(|| self.db.flush().map(|_| ()).map_err(backend))
+        self.serving()?;
+        self.group.sync(|| self.flush_durably())
+    }
+
+    fn health(&self) -> Result<(), StoreError> {
+        self.serving()
     }
 
     fn queue_last(&self, queue: &QueueName) -> Result<Option<u64>, StoreError> {
-        match self.queue_tree(queue)?.last().map_err(backend)? {
+        self.serving()?;
+        match self.queue_tree(queue)?.last().map_err(|e| self.fail(e))? {
             Some((k, _)) => Ok(Some(u64::from_be_bytes(
                 k.as_ref().try_into().map_err(backend)?,
             ))),
@@ -173,12 +224,13 @@ impl Store for SledStore {
         after: Option<u64>,
         limit: usize,
     ) -> Result<Vec<QueueEntry>, StoreError> {
+        self.serving()?;
         let tree = self.queue_tree(queue)?;
         let from = after.map_or(0, |a| a.saturating_add(1));
         tree.range(from.to_be_bytes()..)
             .take(limit)
             .map(|item| {
-                let (k, v) = item.map_err(backend)?;
+                let (k, v) = item.map_err(|e| self.fail(e))?;
                 let seq = u64::from_be_bytes(k.as_ref().try_into().map_err(backend)?);
                 Ok(QueueEntry {
                     seq,
@@ -210,7 +262,7 @@ impl SledStore {
         let mut seqs = Vec::with_capacity(batch.appends.len());
         for (queue, value) in &batch.appends {
             // Monotonic across restarts (sled persists the id generator).
-            let seq = self.db.generate_id().map_err(backend)?;
+            let seq = self.db.generate_id().map_err(|e| self.fail(e))?;
             seqs.push(seq);
             let entry = (seq.to_be_bytes().to_vec(), Some(value.clone()));
             match queues.iter_mut().find(|(name, _)| name == queue.as_str()) {
@@ -232,7 +284,7 @@ impl SledStore {
                         None => b.remove(k.as_slice()),
                     }
                 }
-                trees[0].apply_batch(b).map_err(backend)?;
+                trees[0].apply_batch(b).map_err(|e| self.fail(e))?;
                 Ok(seqs)
             }
             _ => {
@@ -253,12 +305,69 @@ impl SledStore {
                         Ok::<(), ConflictableTransactionError<()>>(())
                     });
                 result.map_err(|e| match e {
-                    TransactionError::Storage(e) => backend(e),
+                    TransactionError::Storage(e) => self.fail(e),
                     TransactionError::Abort(()) => backend("transaction aborted"),
                 })?;
                 Ok(seqs)
             }
         }
+    }
+}
+
+/// The files sled leaves to the page cache: its log file (whose size and extents
+/// `sync_file_range` does not persist) and the blob files of large values (written
+/// without any sync), with the directories that name them.
+struct DurableFiles {
+    log: File,
+    dir: PathBuf,
+    blobs: PathBuf,
+    /// The highest blob id made durable; sled numbers blobs by log position, upwards.
+    synced_blob: Mutex<u64>,
+}
+
+impl DurableFiles {
+    /// Opens the log file and makes the files sled created on opening durable.
+    fn open(dir: &Path) -> std::io::Result<Self> {
+        let files = Self {
+            log: File::open(dir.join("db"))?,
+            dir: dir.to_owned(),
+            blobs: dir.join("blobs"),
+            synced_blob: Mutex::new(0),
+        };
+        File::open(dir.join("conf"))?.sync_all()?;
+        files.sync()?;
+        File::open(&files.dir)?.sync_all()?;
+        Ok(files)
+    }
+
+    /// `fdatasync` of the log; `fsync` of each blob newer than the last sync, and of
+    /// the blob directory if there was one.
+    fn sync(&self) -> std::io::Result<()> {
+        self.log.sync_data()?;
+        let mut synced = self
+            .synced_blob
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut newest = *synced;
+        for entry in std::fs::read_dir(&self.blobs)? {
+            let entry = entry?;
+            let Some(id) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            if id > *synced {
+                File::open(entry.path())?.sync_all()?;
+                newest = newest.max(id);
+            }
+        }
+        if newest > *synced {
+            File::open(&self.blobs)?.sync_all()?;
+            *synced = newest;
+        }
+        Ok(())
     }
 }
 
