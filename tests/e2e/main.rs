@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 mod cli;
 mod disk;
 mod docs;
+mod fairness;
 mod scaffold;
 mod workflows;
 

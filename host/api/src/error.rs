@@ -354,6 +354,12 @@ impl ApiError {
                     format!("{e}; the community's admin can grant it (PUT …/plugins/{{plugin}})"),
                     vec![],
                 ),
+                I::Busy { .. } => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "busy",
+                    format!("{e}; try again in a moment (Retry-After)"),
+                    vec![],
+                ),
                 I::Store(_) | I::Internal(_) => (
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "internal",
@@ -478,7 +484,7 @@ impl IntoResponse for ApiError {
             }),
         )
             .into_response();
-        if status == StatusCode::SERVICE_UNAVAILABLE && code == "unavailable" {
+        if status == StatusCode::SERVICE_UNAVAILABLE && matches!(code, "unavailable" | "busy") {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

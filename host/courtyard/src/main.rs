@@ -152,6 +152,18 @@ struct ServeArgs {
     /// Invocations run at once (more wait for a slot).
     #[arg(long, env = "COURTYARD_MAX_CONCURRENCY", default_value_t = 64)]
     max_concurrency: u32,
+    /// Invocations one community may run at once (its further calls wait), so that one
+    /// busy or hostile community cannot take every slot.
+    #[arg(
+        long,
+        env = "COURTYARD_MAX_CONCURRENCY_PER_COMMUNITY",
+        default_value_t = 8
+    )]
+    max_concurrency_per_community: u32,
+    /// How long a call may wait for its turn (its namespace, its community's share, a
+    /// slot), in milliseconds, before it is answered 503 `busy` without having run.
+    #[arg(long, env = "COURTYARD_MAX_QUEUE_WAIT_MS", default_value_t = 1000)]
+    max_queue_wait_ms: u64,
     /// Idle plugin instances kept for reuse, for plugins whose manifest allows it
     /// (`instance_reuse`); 0 gives every call a fresh instance.
     #[arg(long, env = "COURTYARD_MAX_WARM_INSTANCES", default_value_t = 64)]
@@ -325,10 +337,18 @@ async fn serve(args: ServeArgs) -> Result<()> {
         max_memory_bytes: args.max_memory_mib * 1024 * 1024,
         max_wasm_stack: args.max_stack_kib * 1024,
         max_concurrency: args.max_concurrency,
+        max_concurrency_per_community: args.max_concurrency_per_community,
+        max_queue_wait: Duration::from_millis(args.max_queue_wait_ms),
         max_warm_instances: args.max_warm_instances,
     };
-    if args.timeout_ms == 0 || args.max_memory_mib == 0 || args.max_concurrency == 0 {
-        bail!("--timeout-ms, --max-memory-mib and --max-concurrency must be above 0");
+    if args.timeout_ms == 0
+        || args.max_memory_mib == 0
+        || args.max_concurrency == 0
+        || args.max_concurrency_per_community == 0
+    {
+        bail!(
+            "--timeout-ms, --max-memory-mib, --max-concurrency and --max-concurrency-per-community must be above 0"
+        );
     }
     let config = RuntimeConfig {
         limits,

@@ -33,6 +33,7 @@ fn outcome(result: &Result<Outcome, InvokeError>) -> &'static str {
             InvokeError::NotEnabled { .. } => "not-enabled",
             InvokeError::VersionUnavailable { .. } => "version-unavailable",
             InvokeError::CapabilityDenied { .. } => "capability-denied",
+            InvokeError::Busy { .. } => "busy",
 
             InvokeError::Store(_) | InvokeError::Internal(_) => "host-error",
         },

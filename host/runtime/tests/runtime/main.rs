@@ -11,7 +11,7 @@ use courtyard_store::SledStore;
 use serde_json::{Value, json};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 mod languages;
 
@@ -579,9 +579,7 @@ async fn the_least_recently_used_warm_instance_makes_room() {
 }
 
 /// A caller that stops waiting (a workflow step's timeout, a client that hangs up)
-/// does not free the call's slot while the call still runs. (On a current-thread
-/// runtime, where calls run on the blocking pool and a caller can stop waiting
-/// mid-call; on a multi-threaded one a call runs in the caller's `poll`, to its end.)
+/// does not free the call's slot while the call still runs.
 #[tokio::test(flavor = "current_thread")]
 async fn an_abandoned_call_keeps_its_slot_until_it_ends() {
     // One slot, and no warm instances: the pool has room for one instance only.
@@ -607,4 +605,89 @@ async fn an_abandoned_call_keeps_its_slot_until_it_ends() {
     )
     .await;
     assert_eq!(out.output["value"], 1);
+}
+
+/// Fair sharing: a call queued behind a spinning call of its own namespace waits
+/// without blocking a thread and gives up at the queue deadline (`Busy`), without
+/// having run; another community is served at once meanwhile; a caller's own timeout
+/// fires on time even while the call it waits for spins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_queued_behind_its_namespace_gives_up_at_its_deadline_while_others_run() {
+    let (rt, _dir) = fresh(Limits {
+        timeout: Duration::from_secs(2),
+        max_queue_wait: Duration::from_millis(300),
+        ..limits()
+    });
+    let spinning = {
+        let rt = rt.clone();
+        tokio::spawn(async move {
+            rt.invoke(call("nanhu", "misbehave", "spin", json!({})))
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    let queued = fail(&rt, "nanhu", "misbehave", "ok", json!({})).await;
+    let waited = started.elapsed();
+    assert!(
+        matches!(queued, InvokeError::Busy { ref community, .. } if community == "nanhu"),
+        "{queued}"
+    );
+    assert!(
+        waited >= Duration::from_millis(300) && waited < Duration::from_millis(1500),
+        "gave up after {waited:?}"
+    );
+    // Another community's call of the same plugin runs at once.
+    let out = ok(&rt, "sunjia", "misbehave", "ok", json!({})).await;
+    assert_eq!(out.output["ok"], true);
+    // A caller's timeout fires while the call spins.
+    let started = Instant::now();
+    let timed_out = tokio::time::timeout(
+        Duration::from_millis(50),
+        rt.invoke(call("sunjia", "misbehave", "spin", json!({}))),
+    )
+    .await;
+    assert!(timed_out.is_err());
+    assert!(
+        started.elapsed() < Duration::from_millis(1000),
+        "{:?}",
+        started.elapsed()
+    );
+    let err = spinning.await.expect("task").expect_err("spin times out");
+    assert!(matches!(err, InvokeError::Timeout { .. }), "{err}");
+}
+
+/// Fair sharing: one community holds at most its share of the slots; a call beyond it
+/// waits (here: gives up), while another community still gets a slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_community_holds_at_most_its_share_of_the_slots() {
+    let (rt, _dir) = fresh(Limits {
+        timeout: Duration::from_secs(2),
+        max_concurrency: 4,
+        max_concurrency_per_community: 1,
+        max_queue_wait: Duration::from_millis(300),
+        max_warm_instances: 0,
+        ..limits()
+    });
+    let spinning = {
+        let rt = rt.clone();
+        tokio::spawn(async move {
+            rt.invoke(call("nanhu", "misbehave", "spin", json!({})))
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Another plugin (another namespace) of the same community: its share is taken.
+    let err = fail(&rt, "nanhu", "counter", "increment", json!({ "name": "x" })).await;
+    assert!(matches!(err, InvokeError::Busy { .. }), "{err}");
+    ok(
+        &rt,
+        "sunjia",
+        "counter",
+        "increment",
+        json!({ "name": "x" }),
+    )
+    .await;
+    let err = spinning.await.expect("task").expect_err("spin times out");
+    assert!(matches!(err, InvokeError::Timeout { .. }), "{err}");
 }

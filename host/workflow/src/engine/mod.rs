@@ -2285,6 +2285,8 @@ fn classify(e: &InvokeError) -> Failure {
             PluginErrorKind::Internal => ("internal", false),
         },
         InvokeError::Timeout { .. } => ("timeout", true),
+        // The call never ran: its community's calls were queued past the wait limit.
+        InvokeError::Busy { .. } => ("unavailable", true),
         InvokeError::Store(_) => {
             // The store's own words are for the host log, not for the run record.
             tracing::error!(error = %e, "a workflow step's call hit a storage error");
