@@ -1,7 +1,7 @@
-//! The disk fails underneath the real binary: a power loss (an ext4 file system on a
-//! loop device, shut down with `FS_IOC_SHUTDOWN` without flushing its log, the way a
-//! power cut leaves it: what the host did not make durable is gone after `e2fsck` and a
-//! remount).
+//! The disk fails underneath the real binary: a full disk (a small tmpfs the test
+//! mounts) and a power loss (an ext4 file system on a loop device, shut down with
+//! `FS_IOC_SHUTDOWN` without flushing its log, the way a power cut leaves it: what the
+//! host did not make durable is gone after `e2fsck` and a remount).
 //!
 //! They need root (mounts, loop devices). Under `CI=true` a missing privilege fails the
 //! test; elsewhere the test says it was skipped and passes.
@@ -9,9 +9,10 @@
 use super::{Host, UNLIMITED, invoke};
 use anyhow::{Context as _, Result, bail, ensure};
 use serde_json::json;
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Whether the test may mount file systems; under CI it must.
 fn privileged(test: &str) -> Result<bool> {
@@ -47,6 +48,20 @@ struct Mounted {
 }
 
 impl Mounted {
+    fn tmpfs(size_mib: u32) -> Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let point = dir.path().join("mnt");
+        std::fs::create_dir(&point)?;
+        run(Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size_mib}m"), "tmpfs"])
+            .arg(&point))?;
+        Ok(Self {
+            point,
+            image: None,
+            _dir: dir,
+        })
+    }
+
     fn ext4(size_mib: u32) -> Result<Self> {
         let dir = tempfile::tempdir()?;
         let image = dir.path().join("disk.img");
@@ -134,6 +149,137 @@ async fn counter_value(host: &Host, name: &str) -> Result<u64> {
     body["value"].as_u64().context("value")
 }
 
+async fn ready(host: &Host) -> Result<u16> {
+    Ok(reqwest::get(host.url("/readyz")).await?.status().as_u16())
+}
+
+/// The pass criterion: a write on a full disk answers 503 with `Retry-After`,
+/// never a 2xx and never a 500; `/readyz` says the store failed; once the disk has room
+/// again the host recovers by itself (it restarts in place), with every acknowledged
+/// write there, and serves writes again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_is_503_then_heals_by_itself_and_loses_nothing_acknowledged() -> Result<()> {
+    if !privileged("a_full_disk_is_503_then_heals_by_itself")? {
+        return Ok(());
+    }
+    let disk = Mounted::tmpfs(48)?;
+    let data = disk.point.join("data");
+    let host = Host::start(&data, UNLIMITED)?;
+    let c = host.client();
+    let url = host.url("/v1/communities/nanhu/plugins/counter/invoke/increment");
+    let mut acknowledged = 0u64;
+    for _ in 0..20 {
+        let r = c
+            .post(&url)
+            .json(&json!({ "name": "meals" }))
+            .send()
+            .await?;
+        ensure!(r.status() == 200, "before the disk fills: {}", r.status());
+        acknowledged += 1;
+    }
+    ensure!(ready(&host).await? == 200, "ready before the disk fills");
+
+    // Fill the disk to the last byte.
+    let filler_path = disk.point.join("filler");
+    let mut filler = std::fs::File::create(&filler_path)?;
+    let chunk = vec![0xa5u8; 1024 * 1024];
+    loop {
+        if filler
+            .write_all(&chunk)
+            .and_then(|()| filler.sync_all())
+            .is_err()
+        {
+            break;
+        }
+    }
+    let small = vec![0x5au8; 4096];
+    while filler
+        .write_all(&small)
+        .and_then(|()| filler.sync_all())
+        .is_ok()
+    {}
+
+    // Keep writing: some writes may still fit in space the store had already
+    // allocated (and are then acknowledged and durable); the first one that does not
+    // fit fails the store, and from then on every write is 503, never 2xx, never 500.
+    let mut refused = 0;
+    for attempt in 0..5000 {
+        let r = c
+            .post(&url)
+            .json(&json!({ "name": "meals", "by": 1 }))
+            .send()
+            .await?;
+        match r.status().as_u16() {
+            200 => {
+                ensure!(refused == 0, "a write was acknowledged after a refusal");
+                acknowledged += 1;
+            }
+            503 => {
+                ensure!(
+                    r.headers().contains_key("retry-after"),
+                    "a 503 without Retry-After"
+                );
+                let body: serde_json::Value = r.json().await?;
+                ensure!(
+                    body["error"]["code"] == "store_unavailable",
+                    "503 with {body}"
+                );
+                refused += 1;
+                if refused == 20 {
+                    break;
+                }
+            }
+            other => bail!(
+                "attempt {attempt} on a full disk: {other} {}",
+                r.text().await?
+            ),
+        }
+    }
+    ensure!(refused == 20, "the full disk never refused a write");
+    ensure!(
+        ready(&host).await? == 503,
+        "/readyz while the store has failed"
+    );
+    // Reads are refused too (the store is fenced), with the same 503.
+    let (status, _) = invoke(
+        &c,
+        &host,
+        "nanhu",
+        "counter",
+        "get",
+        json!({ "name": "meals" }),
+    )
+    .await?;
+    ensure!(status == 503, "a read while the store has failed: {status}");
+
+    // Room again: the host recovers by itself.
+    drop(filler);
+    std::fs::remove_file(&filler_path)?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if matches!(ready(&host).await, Ok(200)) {
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "not ready 60 s after the disk had room"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    ensure!(
+        counter_value(&host, "meals").await? == acknowledged,
+        "every acknowledged write, and nothing that was refused"
+    );
+    let r = c
+        .post(&url)
+        .json(&json!({ "name": "meals" }))
+        .send()
+        .await?;
+    ensure!(r.status() == 200, "a write after recovery: {}", r.status());
+    ensure!(counter_value(&host, "meals").await? == acknowledged + 1);
+    Ok(())
+}
+
 /// The pass criterion: with the power cut right after the host acknowledged
 /// writes (no time for any background flush), nothing acknowledged is lost: the calls
 /// of four concurrent clients, and a tenancy change. Without an `fsync` of the store's
@@ -206,5 +352,82 @@ async fn acknowledged_writes_survive_a_power_cut() -> Result<()> {
         "the acknowledged community: {}",
         r.status()
     );
+    Ok(())
+}
+
+/// A directory tree made immutable (`chattr -R +i`) for a while: its files refuse
+/// writes, even through descriptors opened before, and its directories refuse new
+/// entries, even for root: a read-only data directory under a running host.
+struct Immutable(PathBuf);
+
+impl Immutable {
+    fn set(dir: &std::path::Path) -> Result<Self> {
+        run(Command::new("chattr").args(["-R", "+i"]).arg(dir))?;
+        Ok(Self(dir.to_owned()))
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = Command::new("chattr")
+            .args(["-R", "-i"])
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// The pass criterion: while the store's directory is read-only, writes (and
+/// reads) answer 503 `store_unavailable` with `Retry-After`, never 2xx or 500, and
+/// `/readyz` 503; once it is writable again, the host recovers by itself with every
+/// acknowledged write there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_data_directory_is_503_then_heals_by_itself() -> Result<()> {
+    if !privileged("a_read_only_data_directory_is_503_then_heals_by_itself")? {
+        return Ok(());
+    }
+    // An ext4 of its own: `chattr` needs a file system that has the attribute.
+    let disk = Mounted::ext4(128)?;
+    let data = disk.point.join("data");
+    let host = Host::start(&data, UNLIMITED)?;
+    let c = host.client();
+    let url = host.url("/v1/communities/nanhu/plugins/counter/invoke/increment");
+    for _ in 0..10 {
+        let r = c.post(&url).json(&json!({ "name": "ro" })).send().await?;
+        ensure!(r.status() == 200, "before: {}", r.status());
+    }
+    let read_only = Immutable::set(&data.join("store"))?;
+    let mut refused = 0;
+    for attempt in 0..50 {
+        let r = c.post(&url).json(&json!({ "name": "ro" })).send().await?;
+        match r.status().as_u16() {
+            503 => {
+                ensure!(r.headers().contains_key("retry-after"), "no Retry-After");
+                let body: serde_json::Value = r.json().await?;
+                ensure!(body["error"]["code"] == "store_unavailable", "{body}");
+                refused += 1;
+            }
+            other => bail!(
+                "attempt {attempt} on a read-only store: {other} {}",
+                r.text().await?
+            ),
+        }
+    }
+    ensure!(refused == 50);
+    ensure!(ready(&host).await? == 503, "/readyz on a read-only store");
+    drop(read_only);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !matches!(ready(&host).await, Ok(200)) {
+        ensure!(
+            Instant::now() < deadline,
+            "not ready 60 s after the directory was writable"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    ensure!(
+        counter_value(&host, "ro").await? == 10,
+        "the 10 acknowledged writes"
+    );
+    let r = c.post(&url).json(&json!({ "name": "ro" })).send().await?;
+    ensure!(r.status() == 200, "a write after recovery: {}", r.status());
     Ok(())
 }

@@ -243,7 +243,8 @@ impl ApiError {
                         reason.clone(),
                         vec![],
                     ),
-                    T::Store(_) | T::Corrupt { .. } => (
+                    T::Store(_) => store_unavailable(),
+                    T::Corrupt { .. } => (
                         StatusCode::INTERNAL_SERVER_ERROR,
                         "internal",
                         "internal error; the host log has the details".into(),
@@ -360,7 +361,8 @@ impl ApiError {
                     format!("{e}; try again in a moment (Retry-After)"),
                     vec![],
                 ),
-                I::Store(_) | I::Internal(_) => (
+                I::Store(_) => store_unavailable(),
+                I::Internal(_) => (
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "internal",
                     "internal error; the host log has the details".into(),
@@ -422,13 +424,29 @@ fn workflow_error(e: &WorkflowError) -> (StatusCode, &'static str, String, Vec<S
             e.to_string(),
             vec![],
         ),
-        W::Store(_) | W::Internal(_) => (
+        W::Store(_) => store_unavailable(),
+        W::Internal(_) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
             "internal error; the host log has the details".into(),
             vec![],
         ),
     }
+}
+
+/// A store that could not read or write (a failed disk, a full one): 503 with
+/// `Retry-After`, never a 2xx, and never a 500 (the host is sound; its disk is not).
+/// The host fences the store after such a failure and recovers by itself once the disk
+/// takes writes again (`/readyz` says when).
+fn store_unavailable() -> (StatusCode, &'static str, String, Vec<String>) {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        "store_unavailable",
+        "the host's store cannot read or write right now; nothing of this request was \
+         acknowledged; try again later (Retry-After)"
+            .into(),
+        vec![],
+    )
 }
 
 fn json_rejection(rejection: &JsonRejection) -> (StatusCode, &'static str, String, Vec<String>) {
@@ -484,7 +502,9 @@ impl IntoResponse for ApiError {
             }),
         )
             .into_response();
-        if status == StatusCode::SERVICE_UNAVAILABLE && matches!(code, "unavailable" | "busy") {
+        if status == StatusCode::SERVICE_UNAVAILABLE
+            && matches!(code, "unavailable" | "busy" | "store_unavailable")
+        {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

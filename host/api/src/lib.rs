@@ -132,6 +132,7 @@ impl RequestIds {
 fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(healthz))
+        .routes(routes!(readyz))
         .routes(routes!(metrics))
         .routes(routes!(registry::list))
         // Packages are larger than other bodies: their own limit, on their own route.
@@ -201,6 +202,27 @@ pub fn router(state: AppState) -> Router {
 )]
 async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
+}
+
+/// Readiness: whether the host can serve requests that read or write its store. Open
+/// to anyone, like `/healthz`, for load balancers and supervisors: 503
+/// `store_unavailable` (with `Retry-After`) while the store refuses operations after a
+/// failed write, until the host has recovered.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "system",
+    responses(
+        (status = 200, description = "The host is ready: its store reads and writes", body = Object),
+        (status = 503, description = "The store has failed; the host recovers by itself once the disk takes writes again", body = crate::error::ErrorResponse),
+    )
+)]
+async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    state
+        .runtime
+        .store_health()
+        .map_err(courtyard_runtime::InvokeError::Store)?;
+    Ok(Json(json!({ "status": "ready", "store": "ok" })))
 }
 
 /// Prometheus metrics (text exposition format), for the operator.

@@ -5,6 +5,7 @@
 
 mod bench;
 mod cli;
+mod recovery;
 mod scaffold;
 
 use anyhow::{Context as _, Result, bail};
@@ -445,7 +446,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
     }
     let engine = Engine::open(
         runtime.clone(),
-        store,
+        store.clone(),
         tenancy.clone(),
         EngineConfig::default(),
     )?;
@@ -462,9 +463,14 @@ async fn serve(args: ServeArgs) -> Result<()> {
         .with_rate_limits(limits)
         .with_request_timeout(Duration::from_secs(args.request_timeout_secs));
     let app = router(state);
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let listener = match recovery::inherited_listener()? {
+        // A restart in place (see `recovery`): the same socket, never closed.
+        Some(listener) => tokio::net::TcpListener::from_std(listener)?,
+        None => tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?,
+    };
+    let kept = recovery::KeptListener::of(&listener)?;
     let local = listener.local_addr()?;
     tracing::info!(
         communities = tenancy.community_count(),
@@ -473,11 +479,29 @@ async fn serve(args: ServeArgs) -> Result<()> {
         "serving {} on http://{local}",
         tenancy.name()
     );
-    // The one line on stdout: scripts and tests read the address from it.
-    println!("courtyard listening on http://{local}");
+    // The one line on stdout: scripts and tests read the address from it. Nobody may
+    // be reading any more after a restart in place (see `recovery`): not an error.
+    {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "courtyard listening on http://{local}").and_then(|()| out.flush());
+    }
+    let (restart_tx, mut restart_rx) = tokio::sync::oneshot::channel();
+    let store_dir = args.data_dir.join("store");
+    let stop = async move {
+        tokio::select! {
+            () = shutdown_signal() => {}
+            () = recovery::store_recovered(store, &store_dir) => {
+                let _ = restart_tx.send(());
+            }
+        }
+    };
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(stop)
         .await?;
+    if restart_rx.try_recv().is_ok() {
+        return Err(recovery::restart_in_place(kept));
+    }
     tracing::info!("stopped");
     Ok(())
 }

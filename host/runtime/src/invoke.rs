@@ -160,6 +160,16 @@ impl Inner {
             memory_exceeded,
             &stderr_text,
         );
+        // A plugin that failed because the store failed under it (its reads answered
+        // `unavailable`) failed for the host's reason, not its own.
+        let outcome = match outcome {
+            Err(InvokeError::Plugin { .. }) => match self.store.health() {
+                Err(failed) => Err(InvokeError::Store(failed)),
+                Ok(()) => outcome,
+            },
+            other => other,
+        };
+
         if returned
             && let (Some(reuse), Some(instance)) = (reuse, instance)
             && calls + 1 < reuse.max_calls

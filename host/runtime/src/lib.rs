@@ -299,6 +299,11 @@ impl Runtime {
         self.inner.config.clock.clone()
     }
 
+    /// Whether the store serves (see [`Store::health`]).
+    pub fn store_health(&self) -> Result<(), courtyard_store::StoreError> {
+        self.inner.store.health()
+    }
+
     /// The limits invocations run under.
     pub fn limits(&self) -> &Limits {
         &self.inner.config.limits
@@ -462,6 +467,8 @@ impl Runtime {
             });
         }
         let admitted = admission::admit(self.inner.admission.get(), &invocation, &plugin)?;
+        // A failed store refuses everything: the call would only fail inside.
+        self.inner.store.health()?;
 
         match plugin
             .manifest

@@ -30,7 +30,7 @@ enum Policy {
 fn policy(method: &str, path: &str) -> Option<Policy> {
     use Policy::*;
     Some(match (method, path) {
-        ("GET", "/healthz") => Public,
+        ("GET", "/healthz") | ("GET", "/readyz") => Public,
         ("GET", "/metrics") => Operator,
         ("GET", "/v1/plugins" | "/v1/plugins/{plugin}" | "/v1/plugins/{plugin}/{version}") => {
             AnyToken
@@ -327,17 +327,21 @@ async fn the_document_is_served_describes_every_route_and_nothing_else() {
                     && status != StatusCode::METHOD_NOT_ALLOWED,
                 "{method} {path}: {status} {body}"
             );
-            // Every operation but liveness names the bearer scheme.
+            // Every operation but liveness and readiness names the bearer scheme.
             let secured =
                 served["paths"][template.as_str()][method.to_ascii_lowercase()]["security"]
                     .as_array()
                     .is_some_and(|s| !s.is_empty());
-            assert_eq!(secured, template != "/healthz", "{method} {template}");
+            assert_eq!(
+                secured,
+                !matches!(template.as_str(), "/healthz" | "/readyz"),
+                "{method} {template}"
+            );
         }
     }
-    // The API of API.md and the district issue: a new route changes this count, and
-    // needs its line in the policy table of the matrix.
-    assert_eq!(count, 34, "operations in the document");
+    // The API of API.md, the district issue and readiness: a new route changes this
+    // count, and needs its line in the policy table of the matrix.
+    assert_eq!(count, 35, "operations in the document");
     // A route the document does not have is not served.
     for (method, path) in [
         ("GET", "/v1/secrets"),

@@ -228,6 +228,21 @@ async fn healthz_answers() {
     assert_eq!(body["status"], "ok");
 }
 
+/// Readiness needs no token and reports a serving store. (A failed store's 503 is
+/// tested end to end, on a disk the test fills or makes read-only: tests/e2e/disk.rs.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_reports_a_serving_store() {
+    let app = app();
+    let (status, body) = send(
+        &app,
+        Request::get("/readyz").body(Body::empty()).expect("req"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "ready");
+    assert_eq!(body["store"], "ok");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invoke_returns_the_output() {
     let app = app();
