@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 mod cli;
+mod crash;
 mod disk;
 mod docs;
 mod fairness;

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-async fn put_yaml(
+pub(crate) async fn put_yaml(
     c: &reqwest::Client,
     host: &Host,
     community: &str,
@@ -27,7 +27,7 @@ async fn put_yaml(
 }
 
 /// Every run of `workflow`, oldest first.
-async fn all_runs(
+pub(crate) async fn all_runs(
     c: &reqwest::Client,
     host: &Host,
     community: &str,
