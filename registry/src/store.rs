@@ -99,13 +99,16 @@ impl PackageStore {
         let plugin_dir = self.dir.join(&name);
         let owner_file = plugin_dir.join("owner");
         match std::fs::read_to_string(&owner_file) {
-            Ok(existing) if existing.trim() != owner && !may_take_any => {
-                return Err(PackageStoreError::NotOwner { plugin: name });
+            // An empty file is no owner: what a crash in the middle of an older host's
+            // first publish of the name could leave.
+            Ok(existing) if !existing.trim().is_empty() => {
+                if existing.trim() != owner && !may_take_any {
+                    return Err(PackageStoreError::NotOwner { plugin: name });
+                }
             }
-            Ok(_) => {}
+            Ok(_) => self.claim(&plugin_dir, owner)?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                std::fs::create_dir_all(&plugin_dir).map_err(io(&plugin_dir))?;
-                std::fs::write(&owner_file, owner).map_err(io(&owner_file))?;
+                self.claim(&plugin_dir, owner)?;
             }
             Err(e) => return Err(io(&owner_file)(e)),
         }
@@ -143,6 +146,25 @@ impl PackageStore {
             .and_then(|d| d.sync_all())
             .map_err(io(&plugin_dir))?;
         Ok(Published::New)
+    }
+
+    /// Makes `owner` the owner of the name whose directory is `plugin_dir`, durably and
+    /// atomically: the `owner` file is whole or absent after a crash.
+    fn claim(&self, plugin_dir: &Path, owner: &str) -> Result<(), PackageStoreError> {
+        std::fs::create_dir_all(plugin_dir).map_err(io(plugin_dir))?;
+        let tmp = plugin_dir.join(".owner.tmp");
+        let owner_file = plugin_dir.join("owner");
+        std::fs::write(&tmp, owner).map_err(io(&tmp))?;
+        std::fs::File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(io(&tmp))?;
+        std::fs::rename(&tmp, &owner_file).map_err(io(&owner_file))?;
+        for dir in [plugin_dir, self.dir.as_path()] {
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io(dir))?;
+        }
+        Ok(())
     }
 
     /// The published versions of `plugin`, lowest first.
@@ -230,6 +252,32 @@ mod tests {
             1,
         );
         Package::new(&manifest, COUNTER.component.to_vec()).expect("package")
+    }
+
+    /// A crash in the middle of a name's first publish, under an older host that wrote
+    /// the owner file in place, could leave it empty: that is no owner, and the next
+    /// publisher claims the name (atomically now: no `.owner.tmp` stays behind).
+    #[test]
+    fn an_empty_owner_file_is_no_owner_and_a_claim_leaves_a_whole_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = PackageStore::open(dir.path()).expect("store");
+        std::fs::create_dir_all(dir.path().join("counter")).expect("dir");
+        std::fs::write(dir.path().join("counter/owner"), "").expect("empty owner");
+        assert_eq!(
+            store
+                .publish(&counter("0.1.0"), "tok_b", false)
+                .expect("an empty owner file does not block a publish"),
+            Published::New
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("counter/owner")).expect("owner"),
+            "tok_b"
+        );
+        assert!(!dir.path().join("counter/.owner.tmp").exists());
+        assert!(matches!(
+            store.publish(&counter("0.2.0"), "tok_c", false),
+            Err(PackageStoreError::NotOwner { .. })
+        ));
     }
 
     #[test]

@@ -91,6 +91,10 @@ pub enum ApiError {
     /// The request took longer than the host allows (503).
     #[error("request timed out after {0:?}")]
     RequestTimeout(std::time::Duration),
+    /// The disk refused a write outside the store (a published package's files): 503
+    /// `store_unavailable`, like a failed store.
+    #[error("the disk refused a write: {0}")]
+    StoreUnavailable(String),
     /// A failure of the host that the caller cannot fix (500; logged).
     #[error("internal: {0}")]
     Internal(String),
@@ -202,6 +206,7 @@ impl ApiError {
                 ),
                 vec![],
             ),
+            Self::StoreUnavailable(_) => store_unavailable(),
             Self::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",

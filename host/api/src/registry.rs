@@ -277,6 +277,8 @@ pub(crate) async fn publish(
                         details: vec![],
                     }
                 }
+                // The disk refused the files (full, read-only): the host is sound.
+                e @ PackageStoreError::Io { .. } => ApiError::StoreUnavailable(e.to_string()),
                 e => ApiError::Internal(e.to_string()),
             })?;
         if published == Published::New {
