@@ -13,6 +13,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod hostile;
 mod languages;
 
 #[derive(Debug)]
@@ -435,7 +436,7 @@ async fn the_sandbox_has_no_environment_files_or_sockets() {
     );
 }
 
-/// Every misbehaving operation of the fixture is exercised above.
+/// Every misbehaving operation of the fixture is exercised above or in `hostile.rs`.
 #[test]
 fn every_fixture_operation_has_a_test() {
     let covered = [
@@ -451,6 +452,8 @@ fn every_fixture_operation_has_a_test() {
         "probe",
         "lie",
         "instance-calls",
+        "mark-memory",
+        "scan-memory",
     ];
     let manifest =
         courtyard_registry::PreparedManifest::parse(MISBEHAVE.manifest).expect("manifest");
