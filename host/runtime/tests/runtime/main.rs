@@ -613,7 +613,8 @@ async fn an_abandoned_call_keeps_its_slot_until_it_ends() {
 /// Fair sharing: a call queued behind a spinning call of its own namespace waits
 /// without blocking a thread and gives up at the queue deadline (`Busy`), without
 /// having run; another community is served at once meanwhile; a caller's own timeout
-/// fires on time even while the call it waits for spins.
+/// fires on time while its call waits for its turn (it leaves the queue: the next
+/// caller is not stuck behind it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_queued_behind_its_namespace_gives_up_at_its_deadline_while_others_run() {
     let (rt, _dir) = fresh(Limits {
@@ -643,16 +644,16 @@ async fn a_call_queued_behind_its_namespace_gives_up_at_its_deadline_while_other
     // Another community's call of the same plugin runs at once.
     let out = ok(&rt, "sunjia", "misbehave", "ok", json!({})).await;
     assert_eq!(out.output["ok"], true);
-    // A caller's timeout fires while the call spins.
+    // A caller's timeout fires on time while its call waits behind the spin.
     let started = Instant::now();
     let timed_out = tokio::time::timeout(
         Duration::from_millis(50),
-        rt.invoke(call("sunjia", "misbehave", "spin", json!({}))),
+        rt.invoke(call("nanhu", "misbehave", "ok", json!({}))),
     )
     .await;
     assert!(timed_out.is_err());
     assert!(
-        started.elapsed() < Duration::from_millis(1000),
+        started.elapsed() < Duration::from_millis(250),
         "{:?}",
         started.elapsed()
     );
