@@ -223,13 +223,7 @@ async fn other_calls_are_served_while_a_plugin_spins() {
             ..limits()
         },
     );
-    let spinning = {
-        let rt = rt.clone();
-        tokio::spawn(async move {
-            rt.invoke(call("nanhu", "misbehave", "spin", json!({})))
-                .await
-        })
-    };
+    let spinning = spin_in_background(&rt, "nanhu");
     // The spinning call holds its slot for its whole deadline; these finish first.
     for i in 0..20 {
         let community = if i % 2 == 0 { "nanhu" } else { "sunjia" };
@@ -248,6 +242,18 @@ async fn other_calls_are_served_while_a_plugin_spins() {
     );
     let err = spinning.await.expect("task").expect_err("spin times out");
     assert!(matches!(err, InvokeError::Timeout { .. }), "{err}");
+}
+
+/// Starts a call of the fixture's `spin` in `community`, which runs to its deadline.
+fn spin_in_background(
+    rt: &Runtime,
+    community: &str,
+) -> tokio::task::JoinHandle<Result<Outcome, InvokeError>> {
+    let (rt, community) = (rt.clone(), community.to_owned());
+    tokio::spawn(async move {
+        rt.invoke(call(&community, "misbehave", "spin", json!({})))
+            .await
+    })
 }
 
 async fn read(rt: &Runtime, key: &str) -> Value {
@@ -622,13 +628,7 @@ async fn a_call_queued_behind_its_namespace_gives_up_at_its_deadline_while_other
         max_queue_wait: Duration::from_millis(300),
         ..limits()
     });
-    let spinning = {
-        let rt = rt.clone();
-        tokio::spawn(async move {
-            rt.invoke(call("nanhu", "misbehave", "spin", json!({})))
-                .await
-        })
-    };
+    let spinning = spin_in_background(&rt, "nanhu");
     tokio::time::sleep(Duration::from_millis(100)).await;
     let started = Instant::now();
     let queued = fail(&rt, "nanhu", "misbehave", "ok", json!({})).await;
@@ -673,13 +673,7 @@ async fn one_community_holds_at_most_its_share_of_the_slots() {
         max_warm_instances: 0,
         ..limits()
     });
-    let spinning = {
-        let rt = rt.clone();
-        tokio::spawn(async move {
-            rt.invoke(call("nanhu", "misbehave", "spin", json!({})))
-                .await
-        })
-    };
+    let spinning = spin_in_background(&rt, "nanhu");
     tokio::time::sleep(Duration::from_millis(100)).await;
     // Another plugin (another namespace) of the same community: its share is taken.
     let err = fail(&rt, "nanhu", "counter", "increment", json!({ "name": "x" })).await;

@@ -2188,6 +2188,11 @@ impl Inner {
                 () = tokio::time::sleep(sleep) => {}
                 () = self.wake.notified() => {}
             }
+            // A failed store refuses everything until the host restarts (it says so
+            // once); nothing here could succeed, and each community would log it.
+            if self.store.health().is_err() {
+                continue;
+            }
             if let Err(e) = self.clone().tick().await {
                 tracing::error!(error = %e, "workflow timers failed");
             }
