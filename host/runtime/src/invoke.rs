@@ -19,15 +19,16 @@ use wasmtime_wasi::WasiCtxBuilder;
 impl Inner {
     /// Runs one call on the calling thread, which it blocks: the caller holds the call's
     /// [`Turn`](crate::slots::Turn) (its namespace, its community's share, a slot).
+    /// `namespace` is the call's (community, plugin), the one its turn was taken for.
     pub(crate) fn run_call(
         &self,
         plugin: &Arc<LoadedPlugin>,
+        namespace: Namespace,
         inv: Invocation,
         setup: CallSetup,
         durable: bool,
     ) -> Result<Outcome, InvokeError> {
         let limits = &self.config.limits;
-        let namespace = Namespace::new(&inv.community, &inv.plugin);
 
         let CallSetup {
             config: config_json,

@@ -515,13 +515,13 @@ impl Runtime {
             .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
         {
             let outcome = tokio::task::block_in_place(|| {
-                inner.run_call(&plugin, invocation, admitted, durable)
+                inner.run_call(&plugin, namespace, invocation, admitted, durable)
             });
             drop(turn);
             return outcome;
         }
         tokio::task::spawn_blocking(move || {
-            let outcome = inner.run_call(&plugin, invocation, admitted, durable);
+            let outcome = inner.run_call(&plugin, namespace, invocation, admitted, durable);
             drop(turn);
             outcome
         })
