@@ -153,6 +153,17 @@ async fn ready(host: &Host) -> Result<u16> {
     Ok(reqwest::get(host.url("/readyz")).await?.status().as_u16())
 }
 
+/// Waits until `/readyz` answers 200 (the host recovered by itself), at most 60 s
+/// after `since` happened.
+async fn recovered(host: &Host, since: &str) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !matches!(ready(host).await, Ok(200)) {
+        ensure!(Instant::now() < deadline, "not ready 60 s after {since}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok(())
+}
+
 /// The pass criterion: a write on a full disk answers 503 with `Retry-After`,
 /// never a 2xx and never a 500; `/readyz` says the store failed; once the disk has room
 /// again the host recovers by itself (it restarts in place), with every acknowledged
@@ -255,17 +266,7 @@ async fn a_full_disk_is_503_then_heals_by_itself_and_loses_nothing_acknowledged(
     // Room again: the host recovers by itself.
     drop(filler);
     std::fs::remove_file(&filler_path)?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if matches!(ready(&host).await, Ok(200)) {
-            break;
-        }
-        ensure!(
-            Instant::now() < deadline,
-            "not ready 60 s after the disk had room"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    recovered(&host, "the disk had room").await?;
     ensure!(
         counter_value(&host, "meals").await? == acknowledged,
         "every acknowledged write, and nothing that was refused"
@@ -415,14 +416,7 @@ async fn a_read_only_data_directory_is_503_then_heals_by_itself() -> Result<()> 
     ensure!(refused == 50);
     ensure!(ready(&host).await? == 503, "/readyz on a read-only store");
     drop(read_only);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !matches!(ready(&host).await, Ok(200)) {
-        ensure!(
-            Instant::now() < deadline,
-            "not ready 60 s after the directory was writable"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    recovered(&host, "the directory was writable").await?;
     ensure!(
         counter_value(&host, "ro").await? == 10,
         "the 10 acknowledged writes"
