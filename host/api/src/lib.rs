@@ -221,7 +221,7 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> 
     state
         .runtime
         .store_health()
-        .map_err(courtyard_runtime::InvokeError::Store)?;
+        .map_err(|e| ApiError::StoreUnavailable(e.to_string()))?;
     Ok(Json(json!({ "status": "ready", "store": "ok" })))
 }
 
